@@ -1,0 +1,1 @@
+"""Datasets: the registry, the synthetic scenes and the tf.data input pipeline."""

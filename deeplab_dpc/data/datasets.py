@@ -1,0 +1,190 @@
+"""The dataset registry: what every binary needs to know about a dataset.
+
+A converter writes `dataset_info.json` beside its TFRecords; binaries read it, so
+a user's own dataset needs no code edit. The built-in entries carry the
+reference DeepLab's names, class counts, ignore labels and colormaps.
+"""
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from deeplab_dpc import common
+from deeplab_dpc.errors import InputError
+
+# Cityscapes label ids -> train ids (everything else -> 255).
+CITYSCAPES_TRAIN_ID_TO_LABEL_ID = (
+    7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+
+
+def cityscapes_label_id_to_train_id_table():
+    """A 256-entry lookup table: `table[label_id] = train_id` (255 for void)."""
+    table = np.full(256, 255, dtype=np.uint8)
+    for train_id, label_id in enumerate(CITYSCAPES_TRAIN_ID_TO_LABEL_ID):
+        table[label_id] = train_id
+    return table
+
+
+CITYSCAPES_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+    "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
+    "truck", "bus", "train", "motorcycle", "bicycle")
+CITYSCAPES_COLORMAP = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
+    (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32))
+
+PASCAL_VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
+    "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+    "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+PERSON_PART_CLASSES = (
+    "background", "head", "torso", "upper arms", "lower arms", "upper legs",
+    "lower legs")
+
+
+def pascal_colormap(n=256):
+    """The PASCAL VOC palette: bits of the index interleaved into R, G, B."""
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        cmap[i] = (r, g, b)
+    return cmap
+
+
+def ade20k_colormap(n=151):
+    """ADE20K has no official palette; DeepLab reuses PASCAL's bit palette."""
+    return pascal_colormap(n)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What binaries need about a dataset; round-trips through `dataset_info.json`."""
+
+    name: str
+    num_classes: int
+    ignore_label: int = common.DEFAULT_IGNORE_LABEL
+    class_names: tuple = ()
+    colormap: tuple = ()  # one (r, g, b) per class id
+    splits: dict = dataclasses.field(default_factory=dict)  # split -> num examples
+
+    def __post_init__(self):
+        if self.num_classes < 1:
+            raise InputError(f"dataset {self.name!r}: num_classes must be >= 1")
+        if self.class_names and len(self.class_names) != self.num_classes:
+            raise InputError(
+                f"dataset {self.name!r}: {len(self.class_names)} class_names for "
+                f"{self.num_classes} classes")
+        if self.colormap and len(self.colormap) < self.num_classes:
+            raise InputError(
+                f"dataset {self.name!r}: colormap has {len(self.colormap)} colours "
+                f"for {self.num_classes} classes")
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["class_names"] = list(self.class_names)
+        d["colormap"] = [list(c) for c in self.colormap]
+        return d
+
+    @classmethod
+    def from_dict(cls, d, source="dataset_info"):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise InputError(f"{source}: unknown field(s) {sorted(unknown)}")
+        if "name" not in d or "num_classes" not in d:
+            raise InputError(f"{source}: needs at least 'name' and 'num_classes'")
+        d = dict(d)
+        d["class_names"] = tuple(d.get("class_names", ()))
+        d["colormap"] = tuple(tuple(int(v) for v in c) for c in d.get("colormap", ()))
+        d["splits"] = dict(d.get("splits", {}))
+        return cls(**d)
+
+    def colormap_array(self):
+        """A 256x3 uint8 palette (ignore and unknown ids black unless given)."""
+        cmap = np.zeros((256, 3), dtype=np.uint8)
+        if self.colormap:
+            cmap[: len(self.colormap)] = np.asarray(self.colormap, dtype=np.uint8)
+        else:
+            cmap[:] = pascal_colormap(256)
+        return cmap
+
+
+def _tuples(cmap):
+    return tuple(tuple(int(v) for v in c) for c in cmap)
+
+
+REGISTRY = {
+    "cityscapes": DatasetInfo(
+        name="cityscapes", num_classes=19, ignore_label=255,
+        class_names=CITYSCAPES_CLASSES, colormap=CITYSCAPES_COLORMAP,
+        splits={"train_fine": 2975, "val_fine": 500, "test_fine": 1525,
+                "trainval_fine": 3475, "train_coarse": 22973}),
+    "pascal_voc_seg": DatasetInfo(
+        name="pascal_voc_seg", num_classes=21, ignore_label=255,
+        class_names=PASCAL_VOC_CLASSES, colormap=_tuples(pascal_colormap(21)),
+        splits={"train": 1464, "val": 1449, "trainval": 2913, "train_aug": 10582}),
+    "pascal_person_part": DatasetInfo(
+        name="pascal_person_part", num_classes=7, ignore_label=255,
+        class_names=PERSON_PART_CLASSES, colormap=_tuples(pascal_colormap(7)),
+        splits={"train": 1716, "val": 1817}),
+    "ade20k": DatasetInfo(
+        name="ade20k", num_classes=151, ignore_label=0,
+        colormap=_tuples(ade20k_colormap(151)),
+        splits={"train": 20210, "val": 2000}),
+}
+
+
+def register(info):
+    """Adds or replaces a registry entry (the synthetic set registers itself)."""
+    REGISTRY[info.name] = info
+    return info
+
+
+def read_dataset_info(dataset_dir):
+    """Reads `dataset_dir/dataset_info.json`; None if there is none."""
+    path = os.path.join(dataset_dir, common.DATASET_INFO_FILE)
+    import tensorflow as tf  # gfile: the same code reads local disk and GCS.
+
+    if not tf.io.gfile.exists(path):
+        return None
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            d = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return DatasetInfo.from_dict(d, source=path)
+
+
+def write_dataset_info(dataset_dir, info):
+    """Writes `dataset_info.json` atomically (temp file, then rename)."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(dataset_dir)
+    path = os.path.join(dataset_dir, common.DATASET_INFO_FILE)
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        json.dump(info.to_dict(), f, indent=2)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+    return path
+
+
+def get_dataset_info(name=None, dataset_dir=None):
+    """The dataset's info: `dataset_info.json` in `dataset_dir` wins over the registry."""
+    info = read_dataset_info(dataset_dir) if dataset_dir else None
+    if info is not None:
+        return info
+    if name in REGISTRY:
+        return REGISTRY[name]
+    where = f" and no {common.DATASET_INFO_FILE} in {dataset_dir}" if dataset_dir else ""
+    raise InputError(
+        f"unknown dataset {name!r}{where}; known: {', '.join(sorted(REGISTRY))}")

@@ -1,0 +1,8 @@
+"""Keras layers of the DeepLab head: the DPC, ASPP, the decoder and their ops."""
+from deeplab_dpc.layers.aspp import ASPP
+from deeplab_dpc.layers.decoder import Decoder
+from deeplab_dpc.layers.dpc import DensePredictionCell
+from deeplab_dpc.layers.ops import ConvBNReLU, PyramidPooling, SeparableConvBNReLU
+
+__all__ = ["ASPP", "ConvBNReLU", "Decoder", "DensePredictionCell", "PyramidPooling",
+           "SeparableConvBNReLU"]

@@ -1,0 +1,31 @@
+"""deeplab-dpc: the Dense Prediction Cell and its architecture search for TF2 / Keras 3."""
+import setuptools
+
+setuptools.setup(
+    name="deeplab-dpc",
+    version="0.1.0",
+    description=(
+        "DeepLab with the Dense Prediction Cell (Chen et al., NeurIPS 2018) and the "
+        "architecture search that found it, for TensorFlow 2 / Keras 3."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["deeplab_dpc*", "tfrecords_tools*"]),
+    package_data={"deeplab_dpc": ["cells/*.json"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "tensorflow-datasets>=4.9",
+        "numpy",
+        "absl-py",
+        "pillow",
+        "h5py",
+    ],
+    extras_require={
+        # `pip install deeplab-dpc[gpu]` pulls the CUDA wheels TensorFlow publishes for Linux.
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "scipy"],
+    },
+    license="Apache-2.0",
+)

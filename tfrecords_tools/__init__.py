@@ -1,0 +1,1 @@
+"""Converters from public segmentation datasets to DeepLab TFRecords."""
