@@ -17,7 +17,9 @@ def resize_bilinear(images, size):
     Corner pixels of input and output coincide, so a 1x1 map tiles exactly and
     a (k*s+1)-sized map upsamples by s without a half-pixel shift.
     """
-    out = tf.compat.v1.image.resize_bilinear(images, size, align_corners=True)
+    # The raw op: tf.compat.v1's wrapper is the same kernel plus a deprecation warning.
+    out = tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=True,
+                                    half_pixel_centers=False)
     return tf.cast(out, images.dtype)
 
 

@@ -1,0 +1,130 @@
+"""The DeepLab model: raw RGB in [0, 255] -> backbone -> DPC or ASPP -> [decoder] -> logits.
+
+`DeepLab` is a functional Keras model whose constructor takes plain arguments
+and whose `get_config` returns them, cell spec included: a `.keras` file (and
+the config the trainer writes beside its checkpoints) rebuilds the same
+network, so nobody has to pass the cell JSON twice (tensorflow/models#5630).
+"""
+import keras
+
+from deeplab_dpc import backbones
+from deeplab_dpc import common
+from deeplab_dpc.errors import InputError
+from deeplab_dpc.layers import ASPP, Decoder, DensePredictionCell
+from deeplab_dpc.layers.dpc import as_cell_spec
+
+HEADS = ("dpc", "aspp")
+
+
+@keras.saving.register_keras_serializable(package=common.KERAS_PACKAGE)
+class DeepLab(keras.Model):
+    """DeepLab with a DPC or ASPP head.
+
+    Args mirror the reference flags: `backbone` (`model_variant`), `head`
+    (`dpc` when a cell is given, else `aspp`), `cell` (a CellSpec or the
+    reference JSON list; default the published Cityscapes cell), `atrous_rates`,
+    `output_stride`, `decoder_output_stride` (None or 4), `depth_multiplier`,
+    `image_pooling_crop_size`. `backbone_weights` ("imagenet" or an HDF5 path) is
+    used once at construction and not kept in the config: the weights travel
+    with the model.
+
+    Outputs logits at the decoder's stride (or `output_stride` without decoder);
+    `deeplab_dpc.layers.ops.resize_bilinear` brings them to the image size.
+    """
+
+    def __init__(self, num_classes, backbone="mobilenet_v2", head="dpc", cell=None,
+                 atrous_rates=(6, 12, 18), aspp_with_separable_conv=True,
+                 add_image_level_feature=True, image_pooling_crop_size=None,
+                 output_stride=16, decoder_output_stride=None, depth_multiplier=1.0,
+                 head_filters=256, dropout_rate=0.1,
+                 batch_norm_decay=common.REFERENCE_BATCH_NORM_DECAY,
+                 weight_decay=common.DEFAULT_WEIGHT_DECAY, backbone_weights=None,
+                 **kwargs):
+        if head not in HEADS:
+            raise InputError(f"head {head!r}: expected one of {', '.join(HEADS)}")
+        if decoder_output_stride not in (None, 4):
+            raise InputError(
+                f"decoder_output_stride {decoder_output_stride}: only 4 (the backbones' "
+                "low-level endpoint) or none is supported")
+        if head == "dpc":
+            cell = as_cell_spec(cell) if cell is not None else None
+        shared = dict(batch_norm_decay=batch_norm_decay, weight_decay=weight_decay)
+
+        images = keras.Input((None, None, 3), name="image")
+        x = keras.layers.Rescaling(2.0 / 255.0, offset=-1.0, name="preprocess")(images)
+        net = backbones.build_backbone(
+            backbone, output_stride=output_stride, depth_multiplier=depth_multiplier,
+            weights=backbone_weights, **shared)
+        endpoints = net(x)
+        if head == "dpc":
+            head_layer = DensePredictionCell(
+                cell, filters=head_filters, output_stride=output_stride,
+                image_pooling_crop_size=image_pooling_crop_size,
+                dropout_rate=dropout_rate, name="dense_prediction_cell", **shared)
+        else:
+            head_layer = ASPP(
+                head_filters, atrous_rates, separable=aspp_with_separable_conv,
+                image_pooling=add_image_level_feature,
+                image_pooling_crop_size=image_pooling_crop_size,
+                output_stride=output_stride, dropout_rate=dropout_rate, name="aspp",
+                **shared)
+        features = head_layer(endpoints["features"])
+        if decoder_output_stride:
+            features = Decoder(head_filters, name="decoder", **shared)(
+                [features, endpoints["low_level"]])
+        logits = keras.layers.Conv2D(
+            num_classes, 1, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
+            kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
+            name="logits")(features)
+        super().__init__(inputs=images, outputs=logits, **kwargs)
+
+        self.num_classes = num_classes
+        self.backbone_name = backbone
+        self.head = head
+        self.cell = head_layer.cell if head == "dpc" else None
+        self.atrous_rates = tuple(atrous_rates)
+        self.aspp_with_separable_conv = aspp_with_separable_conv
+        self.add_image_level_feature = add_image_level_feature
+        self.image_pooling_crop_size = (
+            tuple(image_pooling_crop_size) if image_pooling_crop_size else None)
+        self.output_stride = output_stride
+        self.decoder_output_stride = decoder_output_stride
+        self.depth_multiplier = depth_multiplier
+        self.head_filters = head_filters
+        self.dropout_rate = dropout_rate
+        self.batch_norm_decay = batch_norm_decay
+        self.weight_decay = weight_decay
+
+    @property
+    def backbone(self):
+        """The backbone sub-model (what the proxy task's feature cache runs)."""
+        return self.get_layer(self.backbone_name)
+
+    @property
+    def head_layer(self):
+        return self.get_layer("dense_prediction_cell" if self.head == "dpc" else "aspp")
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "backbone": self.backbone_name,
+            "head": self.head,
+            "cell": self.cell.to_reference() if self.cell is not None else None,
+            "atrous_rates": list(self.atrous_rates),
+            "aspp_with_separable_conv": self.aspp_with_separable_conv,
+            "add_image_level_feature": self.add_image_level_feature,
+            "image_pooling_crop_size": (list(self.image_pooling_crop_size)
+                                        if self.image_pooling_crop_size else None),
+            "output_stride": self.output_stride,
+            "decoder_output_stride": self.decoder_output_stride,
+            "depth_multiplier": self.depth_multiplier,
+            "head_filters": self.head_filters,
+            "dropout_rate": self.dropout_rate,
+            "batch_norm_decay": self.batch_norm_decay,
+            "weight_decay": self.weight_decay,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
