@@ -21,6 +21,7 @@ setuptools.setup(
         "absl-py",
         "pillow",
         "h5py",
+        "tqdm",
     ],
     extras_require={
         # `pip install deeplab-dpc[gpu]` pulls the CUDA wheels TensorFlow publishes for Linux.
