@@ -22,6 +22,7 @@ setuptools.setup(
         "pillow",
         "h5py",
         "tqdm",
+        "importlib_resources",  # tensorflow-datasets needs it to prepare data, undeclared
     ],
     extras_require={
         # `pip install deeplab-dpc[gpu]` pulls the CUDA wheels TensorFlow publishes for Linux.

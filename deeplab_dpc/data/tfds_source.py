@@ -1,0 +1,70 @@
+"""tensorflow-datasets as a source for the input pipeline (`tfds:cityscapes`).
+
+tfds' `cityscapes` builder reads the two manual-download zips
+(leftImg8bit_trainvaltest.zip, gtFine_trainvaltest.zip) and stores, per image,
+`image_left` (uint8 [1024, 2048, 3] PNG) and `segmentation_label` (the
+`*_gtFine_labelIds.png` as is: Cityscapes *label ids* 0..33, not train ids).
+We read both still encoded, so decoding runs in the pipeline's parallel map
+exactly as for our TFRecords, and map label ids to train ids there.
+
+Other tfds segmentation builders do not fit: `voc` carries boxes only, and
+`scene_parse150` downloads from its host and stores instance annotations.
+"""
+from deeplab_dpc.data import datasets
+from deeplab_dpc.errors import InputError
+
+PREFIX = "tfds:"
+
+# tfds builder family -> (image feature, label feature, label value -> class id table).
+_BUILDERS = {
+    "cityscapes": ("image_left", "segmentation_label",
+                   datasets.cityscapes_label_id_to_train_id_table),
+}
+
+
+def is_tfds(source):
+    return isinstance(source, str) and source.startswith(PREFIX)
+
+
+def load(source, *, split, data_dir=None, manual_dir=None, shuffle_files=False, seed=None,
+         input_context=None):
+    """Prepares the builder if needed and reads `split`, still encoded.
+
+    Returns (dataset of (image bytes, label bytes, image_id), label table).
+    """
+    import tensorflow_datasets as tfds
+
+    from deeplab_dpc.data.input_pipeline import check_shardable
+
+    name = source[len(PREFIX):]
+    family = name.split("/")[0].split(":")[0]
+    if family not in _BUILDERS:
+        raise InputError(f"{source}: unsupported tfds dataset; supported: "
+                         f"{', '.join(PREFIX + b for b in _BUILDERS)}")
+    image_key, label_key, table = _BUILDERS[family]
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # tfds raises several types for bad names/configs
+        raise InputError(f"{source}: {str(e).splitlines()[0]}") from None
+    if label_key not in builder.info.features:
+        raise InputError(f"{source}: this config has no {label_key!r} feature")
+    if not builder.is_prepared():
+        try:
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        except AssertionError as e:  # tfds' "download the files manually" message
+            raise InputError(f"{source}: {str(e).splitlines()[0]}") from None
+    try:
+        num_shards = builder.info.splits[split].num_shards
+    except (KeyError, ValueError):  # tfds raises either, by version
+        raise InputError(f"{source}: no split {split!r}; has "
+                         f"{', '.join(builder.info.splits)}") from None
+    check_shardable(num_shards, input_context, f"{source} split {split}")
+
+    ds = builder.as_dataset(
+        split, shuffle_files=shuffle_files,
+        decoders={image_key: tfds.decode.SkipDecoding(), label_key: tfds.decode.SkipDecoding()},
+        read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed,
+                                    try_autocache=False))
+    ds = ds.map(lambda ex: (ex[image_key], ex[label_key], ex["image_id"]))
+    return ds, table()
