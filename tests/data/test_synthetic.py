@@ -1,0 +1,131 @@
+"""The synthetic dataset: deterministic, and built so that context decides classes."""
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from deeplab_dpc.data import datasets, synthetic
+from deeplab_dpc.data import input_pipeline as ip
+from tests.cli_utils import assert_one_line_error, run_binary
+
+SIZE = (257, 513)
+
+
+def _scenes(n, split="train", size=SIZE):
+    return [synthetic.generate_scene(synthetic.scene_rng(0, split, i), *size) for i in range(n)]
+
+
+def test_scenes_are_pure_functions_of_seed_split_and_index():
+    a = synthetic.generate_scene(synthetic.scene_rng(0, "train", 3), *SIZE)
+    b = synthetic.generate_scene(synthetic.scene_rng(0, "train", 3), *SIZE)
+    c = synthetic.generate_scene(synthetic.scene_rng(0, "val", 3), *SIZE)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_every_class_and_the_ignore_label_appear():
+    labels = np.stack([label for _, label in _scenes(12)])
+    assert set(np.unique(labels)) == set(range(len(synthetic.CLASSES))) | {255}
+
+
+def _lane_rows(label, cls):
+    """Rows whose middle third is mostly `cls`: a lane's interior."""
+    mid = label[:, label.shape[1] // 3: 2 * label.shape[1] // 3]
+    return np.flatnonzero((mid == cls).mean(axis=1) > 0.5)
+
+
+def test_road_and_water_look_alike_up_close():
+    """Lane pixels of both classes come from one colour distribution."""
+    stats = {synthetic.ROAD: [], synthetic.WATER: []}
+    for image, label in _scenes(40):
+        for cls in stats:
+            pixels = image[label == cls].astype(float)
+            if len(pixels):
+                stats[cls].append(pixels.mean(axis=0))
+    road, water = (np.array(stats[c]) for c in (synthetic.ROAD, synthetic.WATER))
+    assert len(road) > 10 and len(water) > 10
+    # Per-scene lane means differ by less than their spread: no colour cue.
+    gap = np.abs(road.mean(0) - water.mean(0))
+    spread = np.sqrt((road.var(0) + water.var(0)) / 2)
+    assert (gap < 0.5 * spread).all(), (gap, spread)
+
+
+def test_cars_and_boats_are_the_same_objects_on_different_lanes():
+    sizes = {synthetic.CAR: [], synthetic.BOAT: []}
+    colours = {synthetic.CAR: [], synthetic.BOAT: []}
+    for image, label in _scenes(40):
+        for cls in sizes:
+            blobs, n = ndimage.label(label == cls)
+            for box in ndimage.find_objects(blobs):
+                sizes[cls].append(box[1].stop - box[1].start)
+            if n:
+                colours[cls].append(image[label == cls].mean(0))
+    for cls in sizes:
+        widths = np.array(sizes[cls])
+        # Objects of one class vary by far more than 8x in size within a split.
+        assert widths.max() >= 8 * max(widths.min(), 1), (cls, widths.min(), widths.max())
+    cars, boats = np.array(colours[synthetic.CAR]), np.array(colours[synthetic.BOAT])
+    assert (np.abs(cars.mean(0) - boats.mean(0)) < 0.5 * cars.std(0)).all()
+    assert abs(np.median(sizes[synthetic.CAR]) - np.median(sizes[synthetic.BOAT])) < 0.3 * \
+        np.median(sizes[synthetic.CAR])
+
+
+def test_the_deciding_context_is_far_away():
+    """Each lane's identity shows only at its two ends, a marker post in each."""
+    far = []
+    for image, label in _scenes(20):
+        for cls in (synthetic.ROAD, synthetic.WATER):
+            rows = _lane_rows(label, cls)
+            if not len(rows):
+                continue
+            band = label[rows]
+            pole_cols = np.flatnonzero((band == synthetic.POLE).any(axis=0))
+            w = label.shape[1]
+            assert pole_cols.min() < 0.06 * w and pole_cols.max() > 0.94 * w
+            # No marker in the middle of a lane.
+            assert not ((pole_cols > 0.1 * w) & (pole_cols < 0.9 * w)).any()
+            vehicles = np.flatnonzero(np.isin(band, (synthetic.CAR, synthetic.BOAT)).any(0))
+            if len(vehicles):
+                far.append(np.minimum(vehicles - pole_cols.min(), pole_cols.max() - vehicles).max())
+    # Some vehicle pixels lie over a third of the width from the nearest marker.
+    assert max(far) > SIZE[1] / 3
+
+
+def _digest(folder):
+    h = hashlib.sha1()
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not name.endswith(".json"):
+            h.update(name.encode())
+            with open(path, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def test_write_dataset_resumes_and_feeds_the_pipeline(tmp_path):
+    config = synthetic.SyntheticConfig(height=97, width=193, splits=(("train", 4), ("val", 2)),
+                                       num_shards=2)
+    root = str(tmp_path / "syn")
+    synthetic.write_dataset(root, config, num_workers=1, progress=False)
+    info = datasets.read_dataset_info(root)
+    assert info.name == "synthetic" and info.splits == {"train": 4, "val": 2}
+    assert info.colormap == synthetic.COLORMAP and info.class_names == synthetic.CLASSES
+    first = _digest(root), _digest(os.path.join(root, "images"))
+    # A killed run: an image and the info file are gone; the rerun restores both.
+    os.remove(os.path.join(root, "images", "train_00002.jpg"))
+    os.remove(os.path.join(root, "dataset_info.json"))
+    assert synthetic.ensure_dataset(root, config) == root
+    assert (_digest(root), _digest(os.path.join(root, "images"))) == first
+    batch = next(iter(ip.build_dataset(os.path.join(root, "val-*"), is_training=False,
+                                       batch_size=2)))
+    assert batch["image"].shape == (2, 97, 193, 3)
+    assert set(np.unique(batch["label"])) <= set(range(8)) | {255}
+
+
+def test_binary_refuses_bad_sizes(tmp_path):
+    out = run_binary("tfrecords_tools.build_synthetic_data", f"--output_dir={tmp_path}/x",
+                     "--image_size=10,10")
+    assert_one_line_error(out, "64x64")
+    assert not os.path.exists(tmp_path / "x")
