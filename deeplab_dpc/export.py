@@ -1,0 +1,60 @@
+r"""Exports a checkpoint as a SavedModel (and TFLite); reference flag names.
+
+    python -m deeplab_dpc.export --checkpoint_path=runs/dpc --export_path=exported \
+        [--inference_scales=0.75 --inference_scales=1 --add_flipped_images] \
+        [--tflite --crop_size=513,1025]
+
+The SavedModel's `serving_default` takes ONE uint8 image [H, W, 3] of any size
+and returns `semantic` (int32 [H, W]) and `probabilities` (float32 [H, W, C]);
+`metadata` returns the model config (cell included), class names and colormap.
+It loads with plain `tf.saved_model.load`. --tflite also writes, into
+--export_path, a float and a dynamic-range quantized TFLite model of a
+MobileNet-v2 checkpoint at --crop_size (input 0: the image; outputs 0, 1:
+semantic, probabilities).
+"""
+from absl import flags, logging
+
+from deeplab_dpc import cli
+from deeplab_dpc.cli_args import existing_path, parse_size, require
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint_path", None, "Checkpoint prefix, or a run directory (latest).")
+flags.DEFINE_string("export_path", None, "SavedModel directory to write (a previous one is "
+                    "replaced).")
+flags.DEFINE_multi_float("inference_scales", [1.0], "Input scales to average (repeat the flag).")
+flags.DEFINE_bool("add_flipped_images", False, "Also average left-right flipped inputs.")
+flags.DEFINE_bool("tflite", False, "Also write float and dynamic-range quantized TFLite models.")
+flags.DEFINE_list("crop_size", None, "TFLite input size as height,width.")
+
+
+def main(argv):
+    del argv
+    require(FLAGS, "checkpoint_path", "export_path")
+    existing_path(FLAGS.checkpoint_path, "checkpoint_path")
+    crop = parse_size(FLAGS.crop_size, "crop_size")
+    if crop and not FLAGS.tflite:
+        print("note: --crop_size only sizes the TFLite model; the SavedModel takes any size")
+    logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving and converting
+    from deeplab_dpc import exporting
+    from deeplab_dpc.evaluation.evaluator import run_dir_of
+    from deeplab_dpc.inference import ServingModule, check_scales
+    from deeplab_dpc.training import checkpoints
+
+    scales = check_scales(FLAGS.inference_scales)
+    exporting.check_export_path(FLAGS.export_path)
+    if FLAGS.tflite:  # refused from the config alone, before any weights are read
+        run = checkpoints.read_run_config(run_dir_of(FLAGS.checkpoint_path))
+        exporting.check_tflite(run["model"], crop)
+    model, info = checkpoints.load_model(FLAGS.checkpoint_path)
+    module = ServingModule(model, info, scales, FLAGS.add_flipped_images)
+    print(f"exporting {FLAGS.checkpoint_path} (scales {list(scales)}"
+          f"{', flipped' if FLAGS.add_flipped_images else ''}) ...", flush=True)
+    print(f"wrote SavedModel {exporting.export_saved_model(module, FLAGS.export_path)}",
+          flush=True)
+    if FLAGS.tflite:
+        for path in exporting.export_tflite(module, crop, FLAGS.export_path):
+            print(f"wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,100 @@
+"""Replicas and workers give the update of one device on the same global batch.
+
+See `distributed_run` for the batch (ignore pixels split unevenly between the
+replicas), the model (BN training, synchronized) and why it computes in float64.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deeplab_dpc.data import datasets
+from tests.training import distributed_run
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMEOUT_S = 400
+
+
+def _info_dir(root):
+    path = root / "data"
+    datasets.write_dataset_info(str(path), datasets.DatasetInfo(name="toy", num_classes=3))
+    return str(path)
+
+
+def _start(mode, out, logdir, dataset_dir, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.training.distributed_run", mode, str(out), str(logdir),
+         dataset_dir], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})))
+
+
+def _finish(processes):
+    """Waits for every process (bounded); kills them all if one fails or hangs."""
+    try:
+        for p in processes:
+            output, _ = p.communicate(timeout=TIMEOUT_S)
+            assert p.returncode == 0, output[-3000:]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+
+def _assert_same(result, reference):
+    np.testing.assert_allclose(result["losses"], reference["losses"], rtol=1e-5, atol=1e-6)
+    names = [k for k in reference if k != "losses"]
+    assert len(names) > 300  # every weight, BN moving statistics included
+    for name in names:
+        np.testing.assert_allclose(result[name], reference[name], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Starts the mirrored run and the two workers, trains the single-device
+    reference in this process meanwhile, then collects every result."""
+    root = tmp_path_factory.mktemp("distributed")
+    data = _info_dir(root)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    processes = {"mirrored": _start("mirrored", root / "mirrored.npz", root / "mirrored", data)}
+    for i in range(2):
+        config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
+        processes[f"worker{i}"] = _start("worker", root / f"worker{i}.npz", root / "workers",
+                                         data, env={"TF_CONFIG": json.dumps(config)})
+    try:
+        single = distributed_run.run(None, str(root / "single"), data)
+    finally:
+        _finish(list(processes.values()))
+    return root, single, {name: dict(np.load(root / f"{name}.npz")) for name in processes}
+
+
+@pytest.mark.slow
+def test_two_mirrored_replicas_match_one_device(runs):
+    _, single, results = runs
+    assert results["mirrored"]["losses"].shape == (distributed_run.STEPS,)
+    _assert_same(results["mirrored"], single)
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_process(runs):
+    root, single, results = runs
+    _assert_same(results["worker0"], results["worker1"])
+    _assert_same(results["worker0"], single)
+    # Only the chief keeps checkpoints; the other worker's scratch copy is gone.
+    kept = sorted(os.listdir(root / "workers"))
+    assert f"ckpt-{distributed_run.STEPS}.index" in kept and ".worker1" not in kept
