@@ -13,7 +13,6 @@ import os
 from absl import flags
 
 from deeplab_dpc import cli
-from deeplab_dpc.cli_args import existing_path, parse_size, require
 from deeplab_dpc.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -41,9 +40,9 @@ def _print_report(report):
 
 def main(argv):
     del argv
-    require(FLAGS, "checkpoint_dir", "eval_logdir")
-    existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
-    crop = parse_size(FLAGS.eval_crop_size, "eval_crop_size")
+    cli.require(FLAGS, "checkpoint_dir", "eval_logdir")
+    cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
+    crop = cli.parse_size(FLAGS.eval_crop_size, "eval_crop_size")
     if FLAGS.eval_batch_size < 1:
         raise InputError("--eval_batch_size must be >= 1")
     import tensorflow as tf  # after the flags are checked: a bad flag answers at once

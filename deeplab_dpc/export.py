@@ -15,7 +15,6 @@ semantic, probabilities).
 from absl import flags, logging
 
 from deeplab_dpc import cli
-from deeplab_dpc.cli_args import existing_path, parse_size, require
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_path", None, "Checkpoint prefix, or a run directory (latest).")
@@ -29,9 +28,9 @@ flags.DEFINE_list("crop_size", None, "TFLite input size as height,width.")
 
 def main(argv):
     del argv
-    require(FLAGS, "checkpoint_path", "export_path")
-    existing_path(FLAGS.checkpoint_path, "checkpoint_path")
-    crop = parse_size(FLAGS.crop_size, "crop_size")
+    cli.require(FLAGS, "checkpoint_path", "export_path")
+    cli.existing_path(FLAGS.checkpoint_path, "checkpoint_path")
+    crop = cli.parse_size(FLAGS.crop_size, "crop_size")
     if crop and not FLAGS.tflite:
         print("note: --crop_size only sizes the TFLite model; the SavedModel takes any size")
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving and converting

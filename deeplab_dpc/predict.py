@@ -13,7 +13,6 @@ import os
 from absl import flags
 
 from deeplab_dpc import cli
-from deeplab_dpc.cli_args import existing_path, require
 from deeplab_dpc.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -41,11 +40,11 @@ def read_rgb(path):
 
 def main(argv):
     del argv
-    require(FLAGS, "image_glob", "output_dir")
+    cli.require(FLAGS, "image_glob", "output_dir")
     if bool(FLAGS.checkpoint_dir) == bool(FLAGS.saved_model_dir):
         raise InputError("give exactly one of --checkpoint_dir and --saved_model_dir")
     if FLAGS.checkpoint_dir:
-        existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
+        cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
     import tensorflow as tf
 
     from deeplab_dpc import visualization

@@ -24,16 +24,6 @@ flags.DEFINE_list("crop_size", ["1025", "2049"], "Input size as height,width in 
 flags.DEFINE_bool("head_only", False, "Report the head alone.")
 
 
-def _parse_size(values, flag):
-    try:
-        size = tuple(int(v) for v in values)
-    except ValueError:
-        size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise cli.InputError(f"--{flag}: expected height,width, got {','.join(values)}")
-    return size
-
-
 def _m(n):
     return f"{n / 1e6:.3f}M"
 
@@ -108,7 +98,7 @@ def main(argv):
         cell = CellSpec.from_file(FLAGS.dense_prediction_cell_json)
     from deeplab_dpc.model import DeepLab
 
-    image_size = _parse_size(FLAGS.crop_size, "crop_size")
+    image_size = cli.parse_size(FLAGS.crop_size, "crop_size")
     model = DeepLab(
         FLAGS.num_classes, backbone=FLAGS.model_variant, head=FLAGS.head, cell=cell,
         atrous_rates=FLAGS.atrous_rates, output_stride=FLAGS.output_stride,

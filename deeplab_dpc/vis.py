@@ -14,7 +14,6 @@ import os
 from absl import flags
 
 from deeplab_dpc import cli
-from deeplab_dpc.cli_args import existing_path, require
 from deeplab_dpc.visualization import COLORMAP_TYPES
 
 FLAGS = flags.FLAGS
@@ -35,8 +34,8 @@ flags.DEFINE_integer("eval_interval_secs", 300, "Seconds between looks for a new
 
 def main(argv):
     del argv
-    require(FLAGS, "checkpoint_dir", "vis_logdir")
-    existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
+    cli.require(FLAGS, "checkpoint_dir", "vis_logdir")
+    cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
     import tensorflow as tf
 
     from deeplab_dpc import visualization as vis
