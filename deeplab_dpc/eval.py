@@ -52,7 +52,7 @@ def main(argv):
     from deeplab_dpc.training import checkpoints
 
     scales = check_scales(FLAGS.eval_scales)
-    run = checkpoints.read_run_config(evaluator.run_dir_of(FLAGS.checkpoint_dir))
+    run = checkpoints.read_run_config(checkpoints.run_dir(FLAGS.checkpoint_dir))
     dataset_dir, info = evaluator.resolve_dataset(run, FLAGS.dataset, FLAGS.dataset_dir)
     split = FLAGS.eval_split
     tf.io.gfile.makedirs(FLAGS.eval_logdir)

@@ -35,14 +35,13 @@ def main(argv):
         print("note: --crop_size only sizes the TFLite model; the SavedModel takes any size")
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving and converting
     from deeplab_dpc import exporting
-    from deeplab_dpc.evaluation.evaluator import run_dir_of
     from deeplab_dpc.inference import ServingModule, check_scales
     from deeplab_dpc.training import checkpoints
 
     scales = check_scales(FLAGS.inference_scales)
     exporting.check_export_path(FLAGS.export_path)
     if FLAGS.tflite:  # refused from the config alone, before any weights are read
-        run = checkpoints.read_run_config(run_dir_of(FLAGS.checkpoint_path))
+        run = checkpoints.read_run_config(checkpoints.run_dir(FLAGS.checkpoint_path))
         exporting.check_tflite(run["model"], crop)
     model, info = checkpoints.load_model(FLAGS.checkpoint_path)
     module = ServingModule(model, info, scales, FLAGS.add_flipped_images)

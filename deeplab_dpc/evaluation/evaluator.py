@@ -22,15 +22,6 @@ METRICS_FILE = "metrics.json"
 _STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the trainer's `step` variable
 
 
-def run_dir_of(checkpoint_dir_or_path):
-    """The run directory of a run directory or of a checkpoint prefix in it (a path
-    that is neither comes back as is, for the reader to name it)."""
-    path = os.fspath(checkpoint_dir_or_path)
-    if tf.io.gfile.isdir(path) or not tf.io.gfile.exists(path + ".index"):
-        return path
-    return os.path.dirname(path)
-
-
 def resolve_dataset(run_config, dataset=None, dataset_dir=None):
     """(dataset_dir, DatasetInfo) of the data to evaluate on: the flags, or else the
     dataset the run was trained on."""

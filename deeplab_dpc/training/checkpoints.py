@@ -100,6 +100,15 @@ def write_run_config(run_dir, model, dataset_info, train_settings):
     return path
 
 
+def run_dir(path):
+    """The run directory of a run directory or of a checkpoint prefix in it (a path
+    that is neither comes back as is, for the reader to name it)."""
+    path = os.fspath(path)
+    if tf.io.gfile.isdir(path) or not tf.io.gfile.exists(path + ".index"):
+        return path
+    return os.path.dirname(path)
+
+
 def _resolve(path):
     """(run directory, checkpoint prefix) for a run directory or a checkpoint prefix."""
     path = os.fspath(path)
