@@ -17,6 +17,7 @@ setuptools.setup(
         "tensorflow>=2.16",
         "keras>=3.0",
         "tensorflow-datasets>=4.9",
+        "tensorboard",  # tf.summary's scalar/image ops; TensorFlow no longer pulls it in
         "numpy",
         "absl-py",
         "pillow",

@@ -7,13 +7,24 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from deeplab_dpc.errors import InputError  # noqa: E402
 
 
+def _parse_flags(argv):
+    """absl's parser, but a bad flag (an unknown one in a flagfile, a bad value) is
+    one `error:` line like every other bad input, not absl's two-line usage note."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run(main):
-    """`absl.app.run(main)`, reporting `InputError` as `error: ...` and exit code 2."""
+    """`absl.app.run(main)`, reporting flag errors and `InputError` as one
+    `error: ...` line with exit code 2."""
 
     def _main(argv):
         if len(argv) > 1:
@@ -24,7 +35,7 @@ def run(main):
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
 
-    app.run(_main)
+    app.run(_main, flags_parser=_parse_flags)
 
 
 def require(flag_values, *names):

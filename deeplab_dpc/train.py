@@ -6,9 +6,8 @@ Rerunning the same command resumes from the last checkpoint in --train_logdir.
 Eval, vis and export read everything they need from that directory.
 """
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
 from deeplab_dpc import cli
 
@@ -161,18 +160,5 @@ def main(argv):
     loop.train(make_config(FLAGS.dataset_dir or _synthetic_dir()), strategy)
 
 
-def _parse_flags_or_exit():
-    """absl reports flag errors (an unknown flag in a flagfile) in two lines; one
-    `error:` line like every other bad input. (Belongs in cli.run.)"""
-    app.define_help_flags()  # --help and --helpshort are absl.app's, defined late
-    try:
-        FLAGS(sys.argv)
-    except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    FLAGS.unparse_flags()  # cli.run parses again; multi flags would double
-
-
 if __name__ == "__main__":
-    _parse_flags_or_exit()
     cli.run(main)

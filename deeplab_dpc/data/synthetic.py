@@ -6,8 +6,8 @@ choices matter (see BUILD_NOTES.md, "The synthetic dataset"):
 
 - Lanes are horizontal bands of `road` or `water` whose local texture is drawn
   from ONE distribution: a patch of band does not say which it is. Only a
-  marker post at each end of the band does (a traffic sign on a road, a
-  striped harbour post on water), up to half the image width away.
+  gate at each end of the band does (red-and-white chevrons on a road,
+  yellow-and-black bands on water), up to half the image width away.
 - `car` and `boat` are the same vehicle drawn on a road or on water: telling
   them apart needs that same far, horizontal context, so heads with long,
   short-and-wide receptive fields (large r_w) should win.
@@ -37,6 +37,7 @@ DEFAULT_SIZE = (513, 1025)  # an output-stride-16 feature map of 33x65
 # Scenes per split. `minival` is drawn from the training distribution but held out
 # of `train`, for the architecture search to rank candidates without touching val.
 DEFAULT_SPLITS = {"train": 300, "minival": 50, "val": 100, "test": 50}
+MARKER_WIDTH = 0.05  # of the image width: 1.6 feature cells at half size, output stride 16
 _SPLIT_IDS = {"train": 0, "minival": 1, "val": 2, "test": 3}
 
 INFO = datasets.register(datasets.DatasetInfo(
@@ -126,32 +127,39 @@ def _sky_and_buildings(c, horizon):
 
 
 def _lamp_posts(c, horizon, lanes):
-    """Plain grey poles on the sidewalk: poles that say nothing about lanes."""
+    """Grey poles standing on the sidewalk, never in a lane: they say nothing about
+    lanes. Tall and thin (half a feature cell wide at half size, stride 16)."""
     rng = c.rng
-    for _ in range(rng.integers(0, 4)):
-        x = int(rng.integers(0, c.w))
-        base = int(rng.integers(horizon + 5, c.h))
-        ph, pw = int(c.h * rng.uniform(0.08, 0.2)), max(3, c.w // 300)
-        if any(base - ph <= t + hh + 2 and base >= t - 2 for t, hh, _ in lanes):
-            continue  # a pole crossing a lane would look like its marker
+    pw = max(4, c.w // 64)
+    in_lane = np.zeros(c.h, bool)
+    for t, hh, _ in lanes:
+        in_lane[max(t - 2, 0):t + hh + 3] = True
+    free = np.flatnonzero(~in_lane[horizon + 5:]) + horizon + 5
+    for _ in range(rng.integers(2, 7) if len(free) else 0):
+        base = int(rng.choice(free))
+        above = max([t + hh + 2 for t, hh, _ in lanes if t + hh < base], default=0)
+        ph = min(int(c.h * rng.uniform(0.1, 0.25)), base - above)
+        if ph < 4 * pw:
+            continue
+        x = int(rng.integers(0, c.w - pw))
         c.paint(_box(ph, pw), base - ph, x, POLE, c.texture((ph, pw), (120, 120, 125), 8))
 
 
 def _marker(c, kind, x, top, height):
-    """The lane's identity, standing inside the lane at one end: a round red sign
-    on a thin pole (road) or a thick yellow-and-black striped post (water)."""
-    pw = max(3, c.w // 250)
+    """The lane's identity: a gate across the lane at one end, red-and-white chevrons
+    on a road, yellow-and-black bands on water. It is labelled as its lane, so the
+    cue itself is supervised; everywhere else the lane must be decided from afar."""
+    mw = max(4, int(c.w * MARKER_WIDTH))
+    y, xx = np.ogrid[:height, :mw]
+    stripe = max(2, height // 5)
     if kind == ROAD:
-        c.paint(_box(height, pw), top, x, POLE, c.texture((height, pw), (150, 150, 150), 6))
-        r = max(4, int(height * 0.25))
-        plate = c.texture((2 * r + 1, 2 * r + 1), (200, 30, 30), 10)
-        plate[_disc(r) & ~_disc(r, r - max(2, r // 3))] = (235, 235, 235)
-        c.paint(_disc(r), top, x + pw // 2 - r, POLE, plate)
+        colours = np.array([(210, 30, 30), (235, 235, 235)], np.float32)
+        pattern = ((xx + y) // stripe) % 2
     else:
-        pw *= 3
-        stripes = c.texture((height, pw), (230, 200, 20), 8)
-        stripes[(np.arange(height) // max(2, height // 6)) % 2 == 1] = (25, 25, 25)
-        c.paint(_box(height, pw), top, x - pw // 3, POLE, stripes)
+        colours = np.array([(230, 200, 20), (25, 25, 25)], np.float32)
+        pattern = (y // stripe) % 2 + 0 * xx
+    gate = colours[pattern] + c.texture((height, mw), 0, 8)
+    c.paint(_box(height, mw), top, x, kind, gate)
 
 
 def _lanes(c, horizon):
@@ -168,10 +176,18 @@ def _lanes(c, horizon):
     return lanes
 
 
+def _vehicle_colour(rng):
+    """A bright, saturated paint whose hue is never a gate's red or yellow."""
+    hue = rng.uniform(100, 320) / 60  # green through blue to magenta, in sextants
+    value, saturation = rng.uniform(160, 240), rng.uniform(0.4, 0.8)
+    k = (np.array([5, 3, 1]) + hue) % 6  # the standard HSV -> RGB formula
+    return value * (1 - saturation * np.clip(np.minimum(k, 4 - k), 0, 1))
+
+
 def _vehicles(c, top, height, kind, ignore):
     rng = c.rng
     cls = CAR if kind == ROAD else BOAT
-    margin = int(c.w * 0.06)
+    margin = int(c.w * (MARKER_WIDTH + 0.04))
     for _ in range(rng.integers(1, 5)):
         vh = int(height * rng.uniform(0.45, 0.85))
         vw = int(vh * rng.uniform(1.6, 3.6))
@@ -180,7 +196,7 @@ def _vehicles(c, top, height, kind, ignore):
         left = int(rng.integers(margin, c.w - margin - vw))
         vtop = top + height - vh - int(rng.integers(0, max(1, height - vh)))
         mask = _vehicle_mask(vh, vw)
-        body = c.texture((vh, vw), rng.uniform(40, 220, 3), 14)
+        body = c.texture((vh, vw), _vehicle_colour(rng), 14)
         body[: vh * 2 // 5][:, vw // 3: vw - vw // 3] = (40, 50, 60)  # windows
         # The ring around the silhouette is ambiguous at any resolution: ignore it.
         ring = np.pad(mask, 2)
@@ -208,8 +224,9 @@ def generate_scene(rng, height=DEFAULT_SIZE[0], width=DEFAULT_SIZE[1]):
     _lamp_posts(c, horizon, lanes)
     ignore = []
     for top, hh, kind in lanes:
-        for edge in (int(width * rng.uniform(0.01, 0.04)),
-                     width - 1 - int(width * rng.uniform(0.01, 0.04))):
+        mw = max(4, int(width * MARKER_WIDTH))
+        for edge in (int(width * rng.uniform(0.0, 0.02)),
+                     width - mw - int(width * rng.uniform(0.0, 0.02))):
             _marker(c, kind, edge, top, hh)
         _vehicles(c, top, hh, kind, ignore)
     for ring, top, left in ignore:

@@ -16,7 +16,7 @@ from deeplab_dpc.data import input_pipeline as ip
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.evaluation import metrics
 from deeplab_dpc.inference import check_scales, predict_labels
-from deeplab_dpc.training import checkpoints, summaries
+from deeplab_dpc.training import checkpoints
 
 METRICS_FILE = "metrics.json"
 _STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the trainer's `step` variable
@@ -192,5 +192,5 @@ def write_summaries(writer, report):
     with writer.as_default():
         for name, value in scalars:
             if value is not None:  # absent classes have no IoU to plot
-                summaries.scalar(name, value, report["step"])
+                tf.summary.scalar(name, value, report["step"])
     writer.flush()

@@ -30,7 +30,7 @@ from deeplab_dpc.data import input_pipeline as ip
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.layers.ops import resize_bilinear
 from deeplab_dpc.model import DeepLab
-from deeplab_dpc.training import checkpoints, distribute, losses, summaries
+from deeplab_dpc.training import checkpoints, distribute, losses
 from deeplab_dpc.training.config import MIXED_PRECISION, TrainConfig  # noqa: F401
 from deeplab_dpc.training.schedules import DeepLabLearningRate
 
@@ -194,9 +194,9 @@ def _write_images(strategy, model, outputs, colormap, step):
     logits = tf.cast(model(image[None], training=False), tf.float32)
     prediction = tf.argmax(resize_bilinear(logits, tf.shape(label)), -1)[0]
     cmap = tf.constant(colormap)
-    summaries.image("image", tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8), step)
-    summaries.image("label", tf.gather(cmap, label), step)
-    summaries.image("prediction", tf.gather(cmap, prediction), step)
+    tf.summary.image("image", tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8)[None], step)
+    tf.summary.image("label", tf.gather(cmap, label)[None], step)
+    tf.summary.image("prediction", tf.gather(cmap, prediction)[None], step)
 
 
 def _check_finite(value, step, manager):
@@ -246,10 +246,10 @@ def _build(config, strategy, info, resume, chief, log):
 
 def _write_scalars(writer, at, loss, xent, reg, lr):
     with writer.as_default():
-        summaries.scalar("loss/total", loss, at)
-        summaries.scalar("loss/cross_entropy", xent, at)
-        summaries.scalar("loss/regularization", reg, at)
-        summaries.scalar("learning_rate", lr, at)
+        tf.summary.scalar("loss/total", loss, at)
+        tf.summary.scalar("loss/cross_entropy", xent, at)
+        tf.summary.scalar("loss/regularization", reg, at)
+        tf.summary.scalar("learning_rate", lr, at)
 
 
 def train(config, strategy=None, dataset_fn=None, log=print):

@@ -91,11 +91,19 @@ def test_run_directory_and_load_model(run):
     first, _ = checkpoints.load_model(os.path.join(config.train_logdir, "ckpt-20"))
     assert not np.array_equal(first.get_layer("logits").get_weights()[0],
                               model.get_layer("logits").get_weights()[0])
-    tags = set()
-    for event_file in tf.io.gfile.glob(os.path.join(config.train_logdir, "events.*")):
-        for event in tf.compat.v1.train.summary_iterator(event_file):
-            tags.update(v.tag for v in event.summary.value)
-    assert {"loss/total", "learning_rate", "image", "label", "prediction"} <= tags
+    # TensorBoard itself reads the summaries back.
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(config.train_logdir, size_guidance={
+        event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss/total", "loss/cross_entropy", "learning_rate"} <= set(tags["tensors"])
+    assert {"image", "label", "prediction"} <= set(tags["tensors"])
+    learning_rates = [tf.make_ndarray(e.tensor_proto) for e in events.Tensors("learning_rate")]
+    assert len(learning_rates) >= 2 and all(np.isfinite(learning_rates))
+    width, height, png = tf.make_ndarray(events.Tensors("prediction")[-1].tensor_proto)
+    assert tf.io.decode_png(png).shape == (int(height), int(width), 3)
 
 
 def test_load_model_refuses_bad_directories(run, tmp_path):
