@@ -45,7 +45,8 @@ def main():
             for phase, prefix in PHASES:
                 if phase not in marks and line.startswith(prefix):
                     marks[phase] = now
-            if line.startswith(("step ", "evaluating", "exporting", "wrote", "Generating", "Done")):
+            if line.startswith(("step ", "evaluating", "exporting", "wrote SavedModel",
+                                "Generating", "Done")):
                 print(f"[{now / 60:5.1f} min] {line.rstrip()}", flush=True)
     total = time.time() - start
     if proc.returncode:

@@ -1,6 +1,6 @@
 """Is the synthetic set a real test of the head? 1x1 vs ASPP vs the published DPC.
 
-Usage: python bench/synthetic_difficulty.py [--seeds 0 1 2] [--steps 450]
+Usage: python bench/synthetic_difficulty.py [--seeds 0 1 2] [--steps 450] [--jobs 2]
            [--heads 1x1 aspp dpc] [--output_dir runs/synthetic_difficulty]
 
 Trains each head with `python -m deeplab_dpc.train` at one fixed budget (the
@@ -9,14 +9,19 @@ from random weights), once per seed, evaluates it on val at scale 0.5 with
 `python -m deeplab_dpc.eval`, and prints per-run and per-head tables. The
 context classes are road/water and car/boat: they look alike up close and only
 the lane-end gates, up to half the image away, tell them apart. Finished runs
-are reused, and a killed run resumes from its last checkpoint.
+are reused, and a killed run resumes from its last checkpoint. `--jobs 2` trains
+two runs at a time: on 2 cores that is about a quarter more steps per second in all
+than one run using both.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILE = os.path.join(ROOT, "experiments", "quickstart.flags")
@@ -54,10 +59,10 @@ def run_one(out, head, seed, steps, dataset_dir):
         if metrics["step"] == steps:
             return metrics, None
     start = time.time()
-    data = [f"--dataset_dir={dataset_dir}"] if dataset_dir else []
     _binary("deeplab_dpc.train", f"--flagfile={FLAGFILE}", f"--train_logdir={run_dir}",
             f"--seed={seed}", f"--training_number_of_steps={steps}",
-            f"--save_interval_steps={steps // 3}", *data, *HEADS[head](out))
+            f"--save_interval_steps={steps // 3}", f"--dataset_dir={dataset_dir}",
+            *HEADS[head](out))
     _binary("deeplab_dpc.eval", f"--checkpoint_dir={run_dir}",
             f"--eval_logdir={os.path.dirname(metrics_path)}", "--eval_scales=0.5",
             "--max_number_of_evaluations=1")
@@ -83,33 +88,40 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=450)
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=list(HEADS))
-    parser.add_argument("--dataset_dir", help="synthetic TFRecords (default: generated "
-                        "in the cache, as the binaries do)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time")
+    parser.add_argument("--dataset_dir", help="synthetic TFRecords (default: the binaries' "
+                        "cache, generated first if missing)")
     parser.add_argument("--output_dir", default=os.path.join(ROOT, "runs",
                                                              "synthetic_difficulty"))
     args = parser.parse_args()
     os.makedirs(args.output_dir, exist_ok=True)
+    if not args.dataset_dir:  # once, before runs that would each try to generate it
+        sys.path.insert(0, ROOT)
+        from deeplab_dpc.data import synthetic
+
+        args.dataset_dir = synthetic.ensure_dataset(synthetic.default_dataset_dir())
     columns = ["mIOU"] + CONTEXT + ("car->boat", "boat->car")
     print(f"{args.steps} steps, seeds {args.seeds}; val at scale 0.5; IoU and confusion in %")
     print("| head | seed | " + " | ".join(columns) + " | minutes |")
     print("|" + " --- |" * (len(columns) + 3))
+    runs = [(head, seed) for seed in args.seeds for head in args.heads]
     results = {}
-    for head in args.heads:
-        for seed in args.seeds:
-            metrics, seconds = run_one(args.output_dir, head, seed, args.steps,
-                                       args.dataset_dir)
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(run_one, args.output_dir, head, seed, args.steps,
+                               args.dataset_dir): (head, seed) for head, seed in runs}
+        for future in concurrent.futures.as_completed(futures):
+            head, seed = futures[future]
+            metrics, seconds = future.result()
             values = row_values(metrics)
-            results.setdefault(head, []).append(values)
+            results[head, seed] = values
             took = "reused" if seconds is None else f"{seconds / 60:.1f}"
             print(f"| {head} | {seed} | " + " | ".join(f"{100 * v:.1f}" for v in values)
                   + f" | {took} |", flush=True)
-    import numpy as np
-
     print("\nMean (min-max) over seeds")
     print("| head | " + " | ".join(columns) + " |")
     print("|" + " --- |" * (len(columns) + 1))
-    for head, rows in results.items():
-        a = 100 * np.array(rows)
+    for head in args.heads:
+        a = 100 * np.array([results[head, seed] for seed in args.seeds])
         print(f"| {head} | " + " | ".join(
             f"{m:.1f} ({lo:.1f}-{hi:.1f})" for m, lo, hi in zip(a.mean(0), a.min(0), a.max(0)))
             + " |")

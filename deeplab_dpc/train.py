@@ -108,15 +108,6 @@ def _check_dataset_dir():
         raise cli.InputError(f"--dataset_dir is required for --dataset={FLAGS.dataset}")
 
 
-def _synthetic_dir():
-    """The synthetic set's default home, generated on first use."""
-    from deeplab_dpc.data import synthetic
-
-    default = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
-                           "deeplab_dpc", "synthetic")
-    return synthetic.ensure_dataset(getattr(synthetic, "DEFAULT_DATASET_DIR", default))
-
-
 def make_config(dataset_dir):
     from deeplab_dpc.training.config import TrainConfig
 
@@ -157,7 +148,11 @@ def main(argv):
 
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
     strategy = distribute.make_strategy(FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.tpu)
-    loop.train(make_config(FLAGS.dataset_dir or _synthetic_dir()), strategy)
+    if not FLAGS.dataset_dir:
+        from deeplab_dpc.data import synthetic
+
+        FLAGS.dataset_dir = synthetic.ensure_dataset(synthetic.default_dataset_dir())
+    loop.train(make_config(FLAGS.dataset_dir), strategy)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ COLORMAP = ((70, 130, 180), (70, 70, 70), (244, 35, 232), (128, 64, 128), (0, 90
             (153, 153, 153), (0, 0, 142), (250, 170, 30))
 IGNORE_LABEL = 255
 NAME = "synthetic"
+# Bumped whenever scenes change: the binaries' default dataset directory is per version.
+GENERATOR_VERSION = 2
 DEFAULT_SIZE = (513, 1025)  # an output-stride-16 feature map of 33x65
 # Scenes per split. `minival` is drawn from the training distribution but held out
 # of `train`, for the architecture search to rank candidates without touching val.
@@ -128,9 +130,10 @@ def _sky_and_buildings(c, horizon):
 
 def _lamp_posts(c, horizon, lanes):
     """Grey poles standing on the sidewalk, never in a lane: they say nothing about
-    lanes. Tall and thin (half a feature cell wide at half size, stride 16)."""
+    lanes. Tall and thin: one feature cell wide at half size and output stride 16,
+    since anything narrower is never predicted without a decoder."""
     rng = c.rng
-    pw = max(4, c.w // 64)
+    pw = max(4, c.w // 32)
     in_lane = np.zeros(c.h, bool)
     for t, hh, _ in lanes:
         in_lane[max(t - 2, 0):t + hh + 3] = True
@@ -138,8 +141,8 @@ def _lamp_posts(c, horizon, lanes):
     for _ in range(rng.integers(2, 7) if len(free) else 0):
         base = int(rng.choice(free))
         above = max([t + hh + 2 for t, hh, _ in lanes if t + hh < base], default=0)
-        ph = min(int(c.h * rng.uniform(0.1, 0.25)), base - above)
-        if ph < 4 * pw:
+        ph = min(int(c.h * rng.uniform(0.15, 0.35)), base - above)
+        if ph < 2 * pw:
             continue
         x = int(rng.integers(0, c.w - pw))
         c.paint(_box(ph, pw), base - ph, x, POLE, c.texture((ph, pw), (120, 120, 125), 8))
@@ -336,6 +339,12 @@ def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=
     info = dataclasses.replace(INFO, splits=dict(written.splits))
     datasets.write_dataset_info(output_dir, info)
     return output_dir
+
+
+def default_dataset_dir():
+    """Where binaries keep the synthetic set when no --dataset_dir is given."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(cache, "deeplab_dpc", f"synthetic_v{GENERATOR_VERSION}")
 
 
 def ensure_dataset(dataset_dir, config=SyntheticConfig()):
