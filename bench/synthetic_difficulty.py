@@ -100,7 +100,7 @@ def main():
         from deeplab_dpc.data import synthetic
 
         args.dataset_dir = synthetic.ensure_dataset(synthetic.default_dataset_dir())
-    columns = ["mIOU"] + CONTEXT + ("car->boat", "boat->car")
+    columns = ("mIOU",) + CONTEXT + ("car->boat", "boat->car")
     print(f"{args.steps} steps, seeds {args.seeds}; val at scale 0.5; IoU and confusion in %")
     print("| head | seed | " + " | ".join(columns) + " | minutes |")
     print("|" + " --- |" * (len(columns) + 3))
