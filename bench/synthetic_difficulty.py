@@ -43,10 +43,14 @@ def _one_by_one(out):
     return path
 
 
-def _binary(module, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+def _binary(log_path, module, *args):
+    """Runs a binary, its output appended to `log_path` (follow a run with tail -f)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    with open(log_path, "a") as log:
+        result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode:
+        raise SystemExit(f"{module} failed (exit {result.returncode}); see {log_path}")
 
 
 def run_one(out, head, seed, steps, dataset_dir):
@@ -59,11 +63,12 @@ def run_one(out, head, seed, steps, dataset_dir):
         if metrics["step"] == steps:
             return metrics, None
     start = time.time()
-    _binary("deeplab_dpc.train", f"--flagfile={FLAGFILE}", f"--train_logdir={run_dir}",
+    log = run_dir + ".log"
+    _binary(log, "deeplab_dpc.train", f"--flagfile={FLAGFILE}", f"--train_logdir={run_dir}",
             f"--seed={seed}", f"--training_number_of_steps={steps}",
             f"--save_interval_steps={steps // 3}", f"--dataset_dir={dataset_dir}",
             *HEADS[head](out))
-    _binary("deeplab_dpc.eval", f"--checkpoint_dir={run_dir}",
+    _binary(log, "deeplab_dpc.eval", f"--checkpoint_dir={run_dir}",
             f"--eval_logdir={os.path.dirname(metrics_path)}", "--eval_scales=0.5",
             "--max_number_of_evaluations=1")
     with open(metrics_path) as f:
