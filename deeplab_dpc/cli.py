@@ -7,7 +7,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from deeplab_dpc.errors import InputError  # noqa: E402
 
@@ -29,6 +29,10 @@ def run(main):
     def _main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        if not flags.FLAGS["verbosity"].present:
+            # absl.app raises logging to INFO, which lets TensorFlow's checkpoint
+            # saver log a line per save; our binaries print their own progress.
+            logging.set_verbosity(logging.WARNING)
         try:
             return main(argv)
         except InputError as e:
