@@ -36,11 +36,7 @@ CONTEXT = ("road", "water", "car", "boat")
 
 
 def _one_by_one(out):
-    path = os.path.join(out, "one_by_one_cell.json")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            json.dump(ONE_BY_ONE, f)
-    return path
+    return os.path.join(out, "one_by_one_cell.json")
 
 
 def _binary(log_path, module, *args):
@@ -66,7 +62,7 @@ def run_one(out, head, seed, steps, dataset_dir):
     log = run_dir + ".log"
     _binary(log, "deeplab_dpc.train", f"--flagfile={FLAGFILE}", f"--train_logdir={run_dir}",
             f"--seed={seed}", f"--training_number_of_steps={steps}",
-            f"--save_interval_steps={steps // 3}", f"--dataset_dir={dataset_dir}",
+            f"--save_interval_steps={max(1, steps // 3)}", f"--dataset_dir={dataset_dir}",
             *HEADS[head](out))
     _binary(log, "deeplab_dpc.eval", f"--checkpoint_dir={run_dir}",
             f"--eval_logdir={os.path.dirname(metrics_path)}", "--eval_scales=0.5",
@@ -99,12 +95,17 @@ def main():
     parser.add_argument("--output_dir", default=os.path.join(ROOT, "runs",
                                                              "synthetic_difficulty"))
     args = parser.parse_args()
+    # The binaries run in the repository root: hand them absolute paths.
+    args.output_dir = os.path.abspath(args.output_dir)
     os.makedirs(args.output_dir, exist_ok=True)
+    with open(_one_by_one(args.output_dir), "w") as f:  # before any run reads it
+        json.dump(ONE_BY_ONE, f)
     if not args.dataset_dir:  # once, before runs that would each try to generate it
         sys.path.insert(0, ROOT)
         from deeplab_dpc.data import synthetic
 
         args.dataset_dir = synthetic.ensure_dataset(synthetic.default_dataset_dir())
+    args.dataset_dir = os.path.abspath(args.dataset_dir)
     columns = ("mIOU",) + CONTEXT + ("car->boat", "boat->car")
     print(f"{args.steps} steps, seeds {args.seeds}; val at scale 0.5; IoU and confusion in %")
     print("| head | seed | " + " | ".join(columns) + " | minutes |")

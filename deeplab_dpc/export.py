@@ -12,7 +12,7 @@ It loads with plain `tf.saved_model.load`. --tflite also writes, into
 MobileNet-v2 checkpoint at --crop_size (input 0: the image; outputs 0, 1:
 semantic, probabilities).
 """
-from absl import flags, logging
+from absl import flags
 
 from deeplab_dpc import cli
 
@@ -33,7 +33,6 @@ def main(argv):
     crop = cli.parse_size(FLAGS.crop_size, "crop_size")
     if crop and not FLAGS.tflite:
         print("note: --crop_size only sizes the TFLite model; the SavedModel takes any size")
-    logging.set_verbosity(logging.WARNING)  # TF's INFO lines about saving and converting
     from deeplab_dpc import exporting
     from deeplab_dpc.inference import ServingModule, check_scales
     from deeplab_dpc.training import checkpoints

@@ -1,4 +1,4 @@
-"""Every binary answers a bad flag with one line, and the experiment flagfiles parse."""
+"""The binaries answer a bad flag with one line, and the experiment flagfiles parse."""
 import glob
 import os
 
@@ -8,8 +8,9 @@ from tests.cli_utils import assert_one_line_error, run_binary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARIES = ["deeplab_dpc.train", "deeplab_dpc.eval", "deeplab_dpc.vis", "deeplab_dpc.predict",
-            "deeplab_dpc.export", "deeplab_dpc.stats", "tfrecords_tools.build_synthetic_data",
-            "tfrecords_tools.build_cityscapes_data"]
+            "deeplab_dpc.export", "deeplab_dpc.stats"] + [
+    f"tfrecords_tools.build_{name}_data"
+    for name in ("synthetic", "cityscapes", "voc2012", "person_part", "ade20k", "folder")]
 
 
 @pytest.mark.parametrize("binary", BINARIES)

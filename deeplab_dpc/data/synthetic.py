@@ -91,13 +91,6 @@ def _box(h, w):
     return np.ones((max(h, 1), max(w, 1)), bool)
 
 
-def _disc(r, radius=None):
-    """A (2r+1)^2 mask of the disc of `radius` (default r) about its centre."""
-    y, x = np.ogrid[-r:r + 1, -r:r + 1]
-    radius = r if radius is None else radius
-    return x * x + y * y <= radius * radius
-
-
 def _vehicle_mask(h, w):
     """A body with rounded bottom corners and a cabin on top: car and boat alike."""
     y, x = np.ogrid[:h, :w]
@@ -296,19 +289,50 @@ class SyntheticConfig:
                                  f"{', '.join(_SPLIT_IDS)} with at least one scene")
 
 
+CONFIG_FILE = "synthetic_config.json"
+
+
+def _claim(output_dir, config):
+    """Records which generator and config own `output_dir`, or refuses a folder that
+    holds other scenes: resuming must never mix two versions of the dataset."""
+    import json
+
+    from deeplab_dpc.errors import InputError
+
+    wanted = {"generator_version": GENERATOR_VERSION, **dataclasses.asdict(config)}
+    wanted["splits"] = [list(s) for s in config.splits]
+    path = os.path.join(output_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            found = json.load(f)
+        if found != wanted:
+            raise InputError(f"{output_dir} holds synthetic scenes of another generator "
+                             f"version or config ({path}); use a new directory")
+        return
+    images = os.path.join(output_dir, "images")
+    if os.path.isdir(images) and os.listdir(images):
+        raise InputError(f"{output_dir} holds scenes without {CONFIG_FILE} (an older "
+                         "generator?); use a new directory")
+    os.makedirs(output_dir, exist_ok=True)
+    _write_atomic(path, json.dumps(wanted, indent=2).encode())
+
+
 def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=True):
     """Writes image/label folders, split lists, then DeepLab TFRecords via the generic
     folder converter (so that path is exercised on every fresh machine).
 
     Layout: `images/*.jpg`, `labels/*.png`, `lists/{split}.txt`, and in `output_dir`
-    itself the shards and `dataset_info.json`, which is written last: its presence
-    means the dataset is complete. A killed run resumes where it stopped.
+    itself `synthetic_config.json` (written first: generator version and config),
+    the shards and `dataset_info.json`, which is written last: its presence means
+    the dataset is complete. A killed run resumes where it stopped; a folder written
+    by another generator version or config is refused.
     """
     import concurrent.futures
     import multiprocessing
 
     from tfrecords_tools import build_data
 
+    _claim(output_dir, config)
     for sub in ("images", "labels", "lists"):
         os.makedirs(os.path.join(output_dir, sub), exist_ok=True)
     size = (config.height, config.width)

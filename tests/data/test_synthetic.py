@@ -1,12 +1,15 @@
 """The synthetic dataset: deterministic, and built so that context decides classes."""
+import dataclasses
 import hashlib
 import os
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from deeplab_dpc.data import datasets, synthetic
 from deeplab_dpc.data import input_pipeline as ip
+from deeplab_dpc.errors import InputError
 from tests.cli_utils import assert_one_line_error, run_binary
 
 SIZE = (257, 513)
@@ -27,6 +30,19 @@ def test_scenes_are_pure_functions_of_seed_split_and_index():
 def test_every_class_and_the_ignore_label_appear():
     labels = np.stack([label for _, label in _scenes(12)])
     assert set(np.unique(labels)) == set(range(len(synthetic.CLASSES))) | {255}
+
+
+def test_poles_stand_outside_lanes_and_are_tall_and_thin():
+    """A pole in a lane would be a cue in the middle of it."""
+    shapes = []
+    for _, label in _scenes(20):
+        lanes = np.isin(label, (synthetic.ROAD, synthetic.WATER)).mean(axis=1) > 0.5
+        assert not (label[lanes] == synthetic.POLE).any()
+        blobs, _ = ndimage.label(label == synthetic.POLE)
+        shapes += [(box[0].stop - box[0].start, box[1].stop - box[1].start)
+                   for box in ndimage.find_objects(blobs)]
+    heights, widths = np.array(shapes).T
+    assert len(shapes) >= 20 and np.median(heights / widths) >= 2
 
 
 def _lane_rows(label, cls):
@@ -138,6 +154,23 @@ def test_write_dataset_resumes_and_feeds_the_pipeline(tmp_path):
                                        batch_size=2)))
     assert batch["image"].shape == (2, 97, 193, 3)
     assert set(np.unique(batch["label"])) <= set(range(8)) | {255}
+
+
+def test_a_folder_of_other_scenes_is_refused_not_mixed(tmp_path, monkeypatch):
+    config = synthetic.SyntheticConfig(height=65, width=129, splits=(("train", 1),),
+                                       num_shards=1)
+    root = str(tmp_path / "syn")
+    synthetic.write_dataset(root, config, num_workers=1, progress=False)
+    with pytest.raises(InputError, match=f"{root} holds synthetic scenes of another"):
+        synthetic.write_dataset(root, dataclasses.replace(config, seed=1), num_workers=1,
+                                progress=False)
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    with pytest.raises(InputError, match="another generator version"):
+        synthetic.write_dataset(root, config, num_workers=1, progress=False)
+    os.remove(os.path.join(root, synthetic.CONFIG_FILE))  # as an older generator left it
+    with pytest.raises(InputError, match="without synthetic_config.json"):
+        synthetic.write_dataset(root, config, num_workers=1, progress=False)
+    assert synthetic.default_dataset_dir().endswith(f"synthetic_v{synthetic.GENERATOR_VERSION}")
 
 
 def test_binary_refuses_bad_sizes(tmp_path):
