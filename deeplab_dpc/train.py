@@ -5,6 +5,7 @@
 Rerunning the same command resumes from the last checkpoint in --train_logdir.
 Eval, vis and export read everything they need from that directory.
 """
+import dataclasses
 import os
 
 from absl import flags
@@ -142,17 +143,18 @@ def make_config(dataset_dir):
 
 def main(argv):
     del argv
-    make_config(FLAGS.dataset_dir)  # every flag checked before TensorFlow loads
+    config = make_config(FLAGS.dataset_dir)  # every flag checked before TensorFlow loads
     _check_dataset_dir()
     from deeplab_dpc.training import distribute, loop
 
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
     strategy = distribute.make_strategy(FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.tpu)
-    if not FLAGS.dataset_dir:
+    if not config.dataset_dir:
         from deeplab_dpc.data import synthetic
 
-        FLAGS.dataset_dir = synthetic.ensure_dataset(synthetic.default_dataset_dir())
-    loop.train(make_config(FLAGS.dataset_dir), strategy)
+        config = dataclasses.replace(
+            config, dataset_dir=synthetic.ensure_dataset(synthetic.default_dataset_dir()))
+    loop.train(config, strategy)
 
 
 if __name__ == "__main__":
