@@ -22,9 +22,10 @@ def _parse_flags(argv):
         sys.exit(2)
 
 
-def run(main):
+def run(main, flag_names=None):
     """`absl.app.run(main)`, reporting flag errors and `InputError` as one
-    `error: ...` line with exit code 2."""
+    `error: ...` line with exit code 2. The library's parameter names in an
+    InputError are shown as flags (`flag_names`: parameter -> flag where they differ)."""
 
     def _main(argv):
         if len(argv) > 1:
@@ -36,7 +37,7 @@ def run(main):
         try:
             return main(argv)
         except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {e.as_flags(flag_names)}", file=sys.stderr)
             sys.exit(2)
 
     app.run(_main, flags_parser=_parse_flags)
@@ -49,17 +50,25 @@ def require(flag_values, *names):
             raise InputError(f"--{name} is required")
 
 
+def parse_ints(values, flag, length=None, minimum=None, expected="integers"):
+    """A list flag's values as a tuple of ints (the one integer-list parser of the
+    binaries); InputError naming the flag if one is not an integer, the count is not
+    `length` or a value is below `minimum`."""
+    try:
+        ints = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        ints = None
+    if ints is None or (length is not None and len(ints) != length) or (
+            minimum is not None and ints and min(ints) < minimum):
+        raise InputError(f"--{flag}: expected {expected}, got {','.join(map(str, values))}")
+    return ints
+
+
 def parse_size(values, flag):
     """`height,width` flag values -> (h, w), or None when unset."""
     if not values:
         return None
-    try:
-        size = tuple(int(v) for v in values)
-    except ValueError:
-        size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise InputError(f"--{flag}: expected height,width, got {','.join(values)}")
-    return size
+    return parse_ints(values, flag, length=2, minimum=1, expected="height,width")
 
 
 def existing_path(path, flag):

@@ -41,11 +41,11 @@ class DeepLab(keras.Model):
                  weight_decay=common.DEFAULT_WEIGHT_DECAY, backbone_weights=None,
                  **kwargs):
         if head not in HEADS:
-            raise InputError(f"head {head!r}: expected one of {', '.join(HEADS)}")
+            raise InputError(f"head {head!r}: expected one of {', '.join(HEADS)}", param="head")
         if decoder_output_stride not in (None, 4):
             raise InputError(
                 f"decoder_output_stride {decoder_output_stride}: only 4 (the backbones' "
-                "low-level endpoint) or none is supported")
+                "low-level endpoint) or none is supported", param="decoder_output_stride")
         if head == "dpc":
             cell = as_cell_spec(cell) if cell is not None else None
         shared = dict(batch_norm_decay=batch_norm_decay, weight_decay=weight_decay)

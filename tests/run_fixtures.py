@@ -6,10 +6,8 @@ training run leaves behind.
 """
 import numpy as np
 
-from deeplab_dpc import common
+from tests.records import TINY_MODEL, write_records
 
-TINY_MODEL = dict(backbone="mobilenet_v2", depth_multiplier=0.25, head_filters=16,
-                  batch_norm_decay=0.9)
 SYNTHETIC_SIZE = (97, 193)
 
 
@@ -49,39 +47,13 @@ def save_run(logdir, model, dataset_info, step=0, train_settings=None):
     import keras
     import tensorflow as tf
 
-    from deeplab_dpc.training import checkpoints
+    from deeplab_dpc import run_dir
 
-    checkpoints.write_run_config(str(logdir), model, dataset_info, train_settings or {})
+    run_dir.write_run_config(str(logdir), model, dataset_info, train_settings or {})
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
     step_variable = tf.Variable(step, dtype=tf.int64, trainable=False)
     manager = tf.train.CheckpointManager(
-        checkpoints.make_checkpoint(model, optimizer, step_variable), str(logdir), 3,
-        checkpoint_name=checkpoints.CHECKPOINT_NAME)
+        run_dir.make_checkpoint(model, optimizer, step_variable), str(logdir), 3,
+        checkpoint_name=run_dir.CHECKPOINT_NAME)
     return manager.save(checkpoint_number=step)
-
-
-def write_records(dataset_dir, split, examples, dataset_info):
-    """Writes (uint8 image [h, w, 3], uint8 label [h, w], filename) examples as one
-    reference-keyed shard, beside `dataset_info` as dataset_info.json."""
-    import tensorflow as tf
-
-    from deeplab_dpc.data import datasets
-
-    def feature(value):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    name = common.SHARD_PATTERN.format(split=split, index=0, num_shards=1)
-    with tf.io.TFRecordWriter(str(dataset_dir / name)) as writer:
-        for image, label, filename in examples:
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                common.IMAGE_ENCODED: feature(tf.io.encode_png(image).numpy()),
-                common.IMAGE_FILENAME: feature(filename.encode()),
-                common.IMAGE_FORMAT: feature(b"png"),
-                common.LABEL_ENCODED: feature(
-                    tf.io.encode_png(np.asarray(label, np.uint8)[..., None]).numpy()),
-                common.LABEL_FORMAT: feature(b"png"),
-            })).SerializeToString())
-    datasets.write_dataset_info(str(dataset_dir), dataset_info)
-    return str(dataset_dir)

@@ -4,12 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from deeplab_dpc import complexity
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.model import DeepLab
-
-TINY = dict(backbone="mobilenet_v2", depth_multiplier=0.25, head_filters=16,
-            batch_norm_decay=0.9)
+from deeplab_dpc.stats import complexity
+from tests.records import TINY_MODEL as TINY
 
 
 def test_keras_round_trip_gives_identical_logits(tmp_path):

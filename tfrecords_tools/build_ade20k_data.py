@@ -7,7 +7,7 @@ r"""Converts ADE20K (ADEChallengeData2016) to DeepLab TFRecords; reference flags
 from absl import flags
 
 from deeplab_dpc import cli
-from tfrecords_tools import build_data
+from deeplab_dpc.data.convert import sources
 
 flags.DEFINE_string("train_image_folder", None, "Training images (images/training).")
 flags.DEFINE_string("train_image_label_folder", None, "Training labels (annotations/training).")
@@ -22,7 +22,7 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    build_data.convert_ade20k(
+    sources.convert_ade20k(
         output_dir=FLAGS.output_dir, train_image_folder=FLAGS.train_image_folder,
         train_image_label_folder=FLAGS.train_image_label_folder,
         val_image_folder=FLAGS.val_image_folder,

@@ -6,7 +6,7 @@ r"""Converts Cityscapes (gtFine) to DeepLab TFRecords; flags as the reference co
 from absl import flags
 
 from deeplab_dpc import cli
-from tfrecords_tools import build_data
+from deeplab_dpc.data.convert import sources
 
 flags.DEFINE_string("cityscapes_root", "./cityscapes", "Folder holding leftImg8bit/ and gtFine/.")
 flags.DEFINE_list("splits", [], "Subset of train,val,test to convert; empty: every one present.")
@@ -17,7 +17,7 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    build_data.convert_cityscapes(
+    sources.convert_cityscapes(
         cityscapes_root=FLAGS.cityscapes_root, output_dir=FLAGS.output_dir,
         splits=FLAGS.splits, num_shards=FLAGS.num_shards, num_workers=FLAGS.num_workers)
 

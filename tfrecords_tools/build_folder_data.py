@@ -7,7 +7,7 @@ r"""Converts a user's own folders of images and labels (matched by file stem) to
 from absl import flags
 
 from deeplab_dpc import cli
-from tfrecords_tools import build_data
+from deeplab_dpc.data.convert import sources
 
 flags.DEFINE_string("image_folder", None, "Folder of PNG/JPEG images.")
 flags.DEFINE_string("semantic_segmentation_folder", None,
@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    build_data.convert_folder(
+    sources.convert_folder(
         image_folder=FLAGS.image_folder,
         semantic_segmentation_folder=FLAGS.semantic_segmentation_folder,
         output_dir=FLAGS.output_dir, num_classes=FLAGS.num_classes,

@@ -7,7 +7,7 @@ r"""Converts PASCAL-Person-Part (7 classes) to DeepLab TFRecords; flags as VOC's
 from absl import flags
 
 from deeplab_dpc import cli
-from tfrecords_tools import build_data
+from deeplab_dpc.data.convert import sources
 
 flags.DEFINE_string("image_folder", None, "Folder of images.")
 flags.DEFINE_string("semantic_segmentation_folder", None,
@@ -23,7 +23,7 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    build_data.convert_person_part(
+    sources.convert_person_part(
         image_folder=FLAGS.image_folder,
         semantic_segmentation_folder=FLAGS.semantic_segmentation_folder,
         list_folder=FLAGS.list_folder, output_dir=FLAGS.output_dir,

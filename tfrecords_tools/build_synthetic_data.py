@@ -19,19 +19,21 @@ flags.DEFINE_integer("num_workers", 0, "Processes generating scenes; 0: one per 
 FLAGS = flags.FLAGS
 
 
-def _parse(values, flag, convert):
-    try:
-        return convert(values)
-    except ValueError:
-        raise cli.InputError(f"--{flag}: cannot parse {','.join(values)}") from None
+def _splits(values):
+    """`split=count` values -> ((split, count), ...)."""
+    pairs = [v.split("=", 1) for v in values]
+    if any(len(p) != 2 for p in pairs):
+        raise cli.InputError(f"--splits: expected split=count, got {','.join(values)}")
+    counts = cli.parse_ints([p[1] for p in pairs], "splits", expected="split=count values")
+    return tuple((p[0], n) for p, n in zip(pairs, counts))
 
 
 def main(_):
     from deeplab_dpc.data import synthetic
 
-    height, width = _parse(FLAGS.image_size, "image_size", lambda v: [int(x) for x in v])
-    splits = _parse(FLAGS.splits, "splits",
-                    lambda v: tuple((s.split("=")[0], int(s.split("=")[1])) for s in v))
+    height, width = cli.parse_ints(FLAGS.image_size, "image_size", length=2,
+                                   expected="height,width")
+    splits = _splits(FLAGS.splits)
     config = synthetic.SyntheticConfig(height=height, width=width, seed=FLAGS.seed,
                                        splits=splits, num_shards=FLAGS.num_shards)
     synthetic.write_dataset(FLAGS.output_dir, config, num_workers=FLAGS.num_workers)

@@ -8,7 +8,7 @@ r"""Converts PASCAL VOC 2012 to DeepLab TFRecords, one split per list; reference
 from absl import flags
 
 from deeplab_dpc import cli
-from tfrecords_tools import build_data
+from deeplab_dpc.data.convert import sources
 
 flags.DEFINE_string("image_folder", "./VOCdevkit/VOC2012/JPEGImages", "Folder of images.")
 flags.DEFINE_string("semantic_segmentation_folder", "./VOCdevkit/VOC2012/SegmentationClassRaw",
@@ -26,7 +26,7 @@ FLAGS = flags.FLAGS
 
 
 def main(_):
-    build_data.convert_voc2012(
+    sources.convert_voc2012(
         image_folder=FLAGS.image_folder,
         semantic_segmentation_folder=FLAGS.semantic_segmentation_folder,
         list_folder=FLAGS.list_folder, output_dir=FLAGS.output_dir,

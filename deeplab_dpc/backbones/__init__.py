@@ -44,7 +44,8 @@ BACKBONES = {
 
 def _info(name):
     if name not in BACKBONES:
-        raise InputError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+        raise InputError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}",
+                         param="backbone")
     return BACKBONES[name]
 
 
@@ -66,13 +67,15 @@ def build_backbone(name, output_stride=16, depth_multiplier=1.0, batch_norm_deca
     """
     info = _info(name)
     if output_stride not in OUTPUT_STRIDES:
-        raise InputError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+        raise InputError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}",
+                         param="output_stride")
     kwargs = dict(output_stride=output_stride, batch_norm_decay=batch_norm_decay,
                   weight_decay=weight_decay, weights=weights, input_shape=input_shape)
     if info.supports_depth_multiplier:
         kwargs["depth_multiplier"] = depth_multiplier
     elif depth_multiplier != 1.0:
-        raise InputError(f"depth_multiplier must be 1.0 for {name}, got {depth_multiplier}")
+        raise InputError(f"depth_multiplier must be 1.0 for {name}, got {depth_multiplier}",
+                         param="depth_multiplier")
     elif weights == "imagenet":
         raise InputError(f"no Keras ImageNet weights exist for {name}; pass a weights "
                          "file converted from the reference checkpoint")

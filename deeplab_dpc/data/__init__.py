@@ -1,1 +1,4 @@
-"""Datasets: the registry, the synthetic scenes and the tf.data input pipeline."""
+"""Data: `datasets` (the registry and dataset_info.json), `input_pipeline` (tf.data with
+DeepLab's augmentation), `tfds_source` (tensorflow-datasets' Cityscapes), `synthetic`
+(the project's own street-and-harbour set) and `convert/` (writing DeepLab TFRecords).
+"""

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from deeplab_dpc import common
+from deeplab_dpc import common, files
 from deeplab_dpc.errors import InputError
 
 # Cityscapes label ids -> train ids (everything else -> 255).
@@ -59,9 +59,37 @@ def pascal_colormap(n=256):
     return cmap
 
 
-def ade20k_colormap(n=151):
-    """ADE20K has no official palette; DeepLab reuses PASCAL's bit palette."""
-    return pascal_colormap(n)
+# The ADE20K benchmark's palette, as the reference's `create_ade20k_label_colormap`
+# (0 = other/ignore).
+ADE20K_COLORMAP = (
+    (0, 0, 0), (120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 200, 3),
+    (120, 120, 80), (140, 140, 140), (204, 5, 255), (230, 230, 230), (4, 250, 7),
+    (224, 5, 255), (235, 255, 7), (150, 5, 61), (120, 120, 70), (8, 255, 51), (255, 6, 82),
+    (143, 255, 140), (204, 255, 4), (255, 51, 7), (204, 70, 3), (0, 102, 200),
+    (61, 230, 250), (255, 6, 51), (11, 102, 255), (255, 7, 71), (255, 9, 224), (9, 7, 230),
+    (220, 220, 220), (255, 9, 92), (112, 9, 255), (8, 255, 214), (7, 255, 224),
+    (255, 184, 6), (10, 255, 71), (255, 41, 10), (7, 255, 255), (224, 255, 8),
+    (102, 8, 255), (255, 61, 6), (255, 194, 7), (255, 122, 8), (0, 255, 20), (255, 8, 41),
+    (255, 5, 153), (6, 51, 255), (235, 12, 255), (160, 150, 20), (0, 163, 255),
+    (140, 140, 140), (250, 10, 15), (20, 255, 0), (31, 255, 0), (255, 31, 0), (255, 224, 0),
+    (153, 255, 0), (0, 0, 255), (255, 71, 0), (0, 235, 255), (0, 173, 255), (31, 0, 255),
+    (11, 200, 200), (255, 82, 0), (0, 255, 245), (0, 61, 255), (0, 255, 112), (0, 255, 133),
+    (255, 0, 0), (255, 163, 0), (255, 102, 0), (194, 255, 0), (0, 143, 255), (51, 255, 0),
+    (0, 82, 255), (0, 255, 41), (0, 255, 173), (10, 0, 255), (173, 255, 0), (0, 255, 153),
+    (255, 92, 0), (255, 0, 255), (255, 0, 245), (255, 0, 102), (255, 173, 0), (255, 0, 20),
+    (255, 184, 184), (0, 31, 255), (0, 255, 61), (0, 71, 255), (255, 0, 204), (0, 255, 194),
+    (0, 255, 82), (0, 10, 255), (0, 112, 255), (51, 0, 255), (0, 194, 255), (0, 122, 255),
+    (0, 255, 163), (255, 153, 0), (0, 255, 10), (255, 112, 0), (143, 255, 0), (82, 0, 255),
+    (163, 255, 0), (255, 235, 0), (8, 184, 170), (133, 0, 255), (0, 255, 92), (184, 0, 255),
+    (255, 0, 31), (0, 184, 255), (0, 214, 255), (255, 0, 112), (92, 255, 0), (0, 224, 255),
+    (112, 224, 255), (70, 184, 160), (163, 0, 255), (153, 0, 255), (71, 255, 0),
+    (255, 0, 163), (255, 204, 0), (255, 0, 143), (0, 255, 235), (133, 255, 0),
+    (255, 0, 235), (245, 0, 255), (255, 0, 122), (255, 245, 0), (10, 190, 212),
+    (214, 255, 0), (0, 204, 255), (20, 0, 255), (255, 255, 0), (0, 153, 255), (0, 41, 255),
+    (0, 255, 204), (41, 0, 255), (41, 255, 0), (173, 0, 255), (0, 245, 255), (71, 0, 255),
+    (122, 0, 255), (0, 255, 184), (0, 92, 255), (184, 255, 0), (0, 133, 255), (255, 214, 0),
+    (25, 194, 194), (102, 255, 0), (92, 0, 255),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +165,7 @@ REGISTRY = {
         splits={"train": 1716, "val": 1817}),
     "ade20k": DatasetInfo(
         name="ade20k", num_classes=151, ignore_label=0,
-        colormap=_tuples(ade20k_colormap(151)),
+        colormap=ADE20K_COLORMAP,
         splits={"train": 20210, "val": 2000}),
 }
 
@@ -167,15 +195,8 @@ def read_dataset_info(dataset_dir):
 
 def write_dataset_info(dataset_dir, info):
     """Writes `dataset_info.json` atomically (temp file, then rename)."""
-    import tensorflow as tf
-
-    tf.io.gfile.makedirs(dataset_dir)
-    path = os.path.join(dataset_dir, common.DATASET_INFO_FILE)
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(info.to_dict(), f, indent=2)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-    return path
+    return files.write_json_atomically(os.path.join(dataset_dir, common.DATASET_INFO_FILE),
+                                       info.to_dict())
 
 
 def get_dataset_info(name=None, dataset_dir=None):

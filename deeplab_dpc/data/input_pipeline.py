@@ -269,10 +269,13 @@ def build_dataset(source, *, is_training, batch_size, crop_size=None,
 
     label_table = None
     if tfds_source.is_tfds(source):
-        ds, label_table = tfds_source.load(
+        prepared = tfds_source.prepare(
             source, split=split or ("train" if is_training else "validation"),
-            data_dir=data_dir, manual_dir=manual_dir, shuffle_files=is_training, seed=seed,
-            input_context=input_context)
+            data_dir=data_dir, manual_dir=manual_dir)
+        check_shardable(prepared.num_shards, input_context, f"{source} split {prepared.split}")
+        ds = tfds_source.read(prepared, shuffle_files=is_training, seed=seed,
+                              input_context=input_context)
+        label_table = prepared.label_table
     else:
         ds = _tfrecord_source(source, is_training, seed, input_context, num_parallel_calls)
 

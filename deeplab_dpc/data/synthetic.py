@@ -25,6 +25,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from deeplab_dpc import files
 from deeplab_dpc.data import datasets
 
 CLASSES = ("sky", "building", "sidewalk", "road", "water", "pole", "car", "boat")
@@ -243,13 +244,6 @@ def scene_name(split, index):
     return f"{split}_{index:05d}"
 
 
-def _write_atomic(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _write_scene(job):
     """Writes one scene's JPEG image and PNG label; skips scenes already written."""
     root, seed, split, index, size = job
@@ -263,7 +257,7 @@ def _write_scene(job):
                                      (label, label_path, "PNG", {})):
         buf = io.BytesIO()
         Image.fromarray(array).save(buf, format=fmt, **kwargs)
-        _write_atomic(path, buf.getvalue())
+        files.write_atomically(path, buf.getvalue())
     return name
 
 
@@ -314,7 +308,7 @@ def _claim(output_dir, config):
         raise InputError(f"{output_dir} holds scenes without {CONFIG_FILE} (an older "
                          "generator?); use a new directory")
     os.makedirs(output_dir, exist_ok=True)
-    _write_atomic(path, json.dumps(wanted, indent=2).encode())
+    files.write_atomically(path, json.dumps(wanted, indent=2).encode())
 
 
 def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=True):
@@ -330,7 +324,8 @@ def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=
     import concurrent.futures
     import multiprocessing
 
-    from tfrecords_tools import build_data
+    from deeplab_dpc.data.convert import sources
+    from deeplab_dpc.progress import Progress
 
     _claim(output_dir, config)
     for sub in ("images", "labels", "lists"):
@@ -342,22 +337,19 @@ def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=
     # spawn, not fork: the caller may already run TensorFlow threads.
     with concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        names = pool.map(_write_scene, jobs, chunksize=4)
-        if progress:
-            from tqdm import tqdm
-
-            names = tqdm(names, total=len(jobs), desc="synthetic scenes", unit="scene")
-        list(names)
+        with Progress(len(jobs), "synthetic scenes", unit="scenes", enabled=progress) as bar:
+            for _ in pool.map(_write_scene, jobs, chunksize=4):
+                bar.update()
     for split, n in config.splits:
         text = "".join(scene_name(split, i) + "\n" for i in range(n))
-        _write_atomic(os.path.join(output_dir, "lists", split + ".txt"), text.encode())
-    build_data.convert_folder(
+        files.write_atomically(os.path.join(output_dir, "lists", split + ".txt"), text.encode())
+    sources.convert_folder(
         image_folder=os.path.join(output_dir, "images"),
         semantic_segmentation_folder=os.path.join(output_dir, "labels"),
         output_dir=output_dir, num_classes=len(CLASSES), dataset_name=NAME,
         ignore_label=IGNORE_LABEL, class_names=CLASSES,
         list_folder=os.path.join(output_dir, "lists"), num_shards=config.num_shards,
-        num_workers=num_workers)
+        num_workers=num_workers, progress=progress)
     # The generic converter knows no colormap: complete the info with ours.
     written = datasets.read_dataset_info(output_dir)
     info = dataclasses.replace(INFO, splits=dict(written.splits))

@@ -10,6 +10,8 @@ exactly as for our TFRecords, and map label ids to train ids there.
 Other tfds segmentation builders do not fit: `voc` carries boxes only, and
 `scene_parse150` downloads from its host and stores instance annotations.
 """
+import dataclasses
+
 from deeplab_dpc.data import datasets
 from deeplab_dpc.errors import InputError
 
@@ -26,15 +28,21 @@ def is_tfds(source):
     return isinstance(source, str) and source.startswith(PREFIX)
 
 
-def load(source, *, split, data_dir=None, manual_dir=None, shuffle_files=False, seed=None,
-         input_context=None):
-    """Prepares the builder if needed and reads `split`, still encoded.
+@dataclasses.dataclass(frozen=True)
+class PreparedSplit:
+    """A split of a prepared tfds builder, ready to read."""
 
-    Returns (dataset of (image bytes, label bytes, image_id), label table).
-    """
+    builder: object
+    split: str
+    num_shards: int
+    image_key: str
+    label_key: str
+    label_table: object  # label value -> class id
+
+
+def prepare(source, *, split, data_dir=None, manual_dir=None):
+    """Prepares the builder if needed (from the zips in `manual_dir`) and finds `split`."""
     import tensorflow_datasets as tfds
-
-    from deeplab_dpc.data.input_pipeline import check_shardable
 
     name = source[len(PREFIX):]
     family = name.split("/")[0].split(":")[0]
@@ -59,12 +67,18 @@ def load(source, *, split, data_dir=None, manual_dir=None, shuffle_files=False, 
     except (KeyError, ValueError):  # tfds raises either, by version
         raise InputError(f"{source}: no split {split!r}; has "
                          f"{', '.join(builder.info.splits)}") from None
-    check_shardable(num_shards, input_context, f"{source} split {split}")
+    return PreparedSplit(builder, split, num_shards, image_key, label_key, table())
 
-    ds = builder.as_dataset(
-        split, shuffle_files=shuffle_files,
-        decoders={image_key: tfds.decode.SkipDecoding(), label_key: tfds.decode.SkipDecoding()},
+
+def read(prepared, *, shuffle_files=False, seed=None, input_context=None):
+    """Dataset of (image bytes, label bytes, image_id), still encoded."""
+    import tensorflow_datasets as tfds
+
+    p = prepared
+    ds = p.builder.as_dataset(
+        p.split, shuffle_files=shuffle_files,
+        decoders={p.image_key: tfds.decode.SkipDecoding(),
+                  p.label_key: tfds.decode.SkipDecoding()},
         read_config=tfds.ReadConfig(input_context=input_context, shuffle_seed=seed,
                                     try_autocache=False))
-    ds = ds.map(lambda ex: (ex[image_key], ex[label_key], ex["image_id"]))
-    return ds, table()
+    return ds.map(lambda ex: (ex[p.image_key], ex[p.label_key], ex["image_id"]))

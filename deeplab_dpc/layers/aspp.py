@@ -38,7 +38,7 @@ class ASPP(ops._HeadLayer):
                 self.image_pooling_crop_size, output_stride, (1, 1))
                 if self.image_pooling_crop_size else None)
             self.branches.append(
-                ops.PyramidPooling(filters, (1, 1), kernel, name="image_pooling", **shared))
+                ops.PooledConvBNReLU(filters, (1, 1), kernel, name="image_pooling", **shared))
         self.branches.append(ops.ConvBNReLU(filters, 1, name="aspp0", **shared))
         for i, rate in enumerate(self.atrous_rates, start=1):
             if separable:

@@ -14,7 +14,7 @@ def rate_multiplier(output_stride):
     if output_stride not in (4, 8, 16):
         raise InputError(
             f"output_stride {output_stride}: the dense prediction cell needs 4, 8 or 16 "
-            "(its rates are defined at 16, as in the reference)")
+            "(its rates are defined at 16, as in the reference)", param="output_stride")
     return 16 // output_stride
 
 
@@ -62,7 +62,7 @@ class DensePredictionCell(ops._HeadLayer):
                 kernel = (ops.reference_pooling_kernel(
                     self.image_pooling_crop_size, output_stride, grid)
                     if self.image_pooling_crop_size else None)
-                layer = ops.PyramidPooling(filters, grid, kernel, name=name, **shared)
+                layer = ops.PooledConvBNReLU(filters, grid, kernel, name=name, **shared)
             self.branches.append(layer)
         self.dropout = keras.layers.Dropout(dropout_rate, name="concat_projection_dropout")
         self.projection = ops.ConvBNReLU(filters, 1, name="concat_projection", **shared)

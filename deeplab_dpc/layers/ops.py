@@ -1,5 +1,5 @@
 """The ops that the DPC and ASPP share: conv+BN+ReLU, the reference's separable
-conv, spatial pyramid pooling and the align-corners bilinear resize.
+conv, pooled conv (spatial pyramid pooling) and the align-corners bilinear resize.
 
 Settings follow the reference DeepLab head: no conv bias before BN, BN epsilon
 1e-5, L2 regularisation of `weight_decay / 2` (slim's `wd * sum(w^2) / 2`) on
@@ -154,8 +154,10 @@ def reference_pooling_kernel(crop_size, output_stride, grid_size):
 
 
 @keras.saving.register_keras_serializable(package=common.KERAS_PACKAGE)
-class PyramidPooling(_HeadLayer):
-    """Average pooling -> 1x1 conv -> BN -> ReLU -> bilinear resize back.
+class PooledConvBNReLU(_HeadLayer):
+    """Average pooling -> 1x1 conv -> BN -> ReLU -> bilinear resize back: the layer of
+    the search space's pyramid-pooling op (`spec.PyramidPooling`) and of ASPP's image
+    pooling.
 
     By default pools into a g_h x g_w grid of cells (the paper's definition; see
     `grid_pooling_matrix` for sizes that do not divide), so the op means the same

@@ -6,26 +6,11 @@ import tensorflow as tf
 from deeplab_dpc import common
 from deeplab_dpc.data import input_pipeline as ip
 from deeplab_dpc.errors import InputError
+from tests import records
 
 IGNORE = 255
 
 
-def _bytes_feature(value):
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-def write_records(path, examples):
-    """Writes (image uint8 [h,w,3], label uint8 [h,w], filename) as reference-keyed records."""
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for image, label, name in examples:
-            feature = {
-                common.IMAGE_ENCODED: _bytes_feature(tf.io.encode_png(image).numpy()),
-                common.IMAGE_FILENAME: _bytes_feature(name.encode()),
-                common.LABEL_ENCODED: _bytes_feature(tf.io.encode_png(label[..., None]).numpy()),
-            }
-            writer.write(tf.train.Example(
-                features=tf.train.Features(feature=feature)).SerializeToString())
-    return str(path)
 
 
 def ramp_example(height=48, width=64, seed=0):
@@ -68,7 +53,7 @@ def check_aligned(image, label, source_label):
 def ramp_records(tmp_path_factory):
     d = tmp_path_factory.mktemp("ramp")
     image, label = ramp_example()
-    path = write_records(d / "train-00000-of-00001.tfrecord", [(image, label, "ramp")])
+    path = records.write_shard(d / "train-00000-of-00001.tfrecord", [(image, label, "ramp")])
     return path, label
 
 
@@ -185,7 +170,7 @@ def sharded_records(tmp_path_factory):
         examples = [(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8),
                      rng.integers(0, 19, (24, 32), dtype=np.uint8), f"s{shard}_{i}")
                     for i in range(2)]
-        write_records(d / common.SHARD_PATTERN.format(split="train", index=shard, num_shards=4),
+        records.write_shard(d / common.SHARD_PATTERN.format(split="train", index=shard, num_shards=4),
                       examples)
     return str(d / "train-*.tfrecord")
 
@@ -227,12 +212,7 @@ def test_missing_files_and_bad_labels(tmp_path):
     with pytest.raises(InputError, match="no files match"):
         ip.build_dataset(str(tmp_path / "none-*"), is_training=False, batch_size=1)
     image = np.zeros((8, 8, 3), np.uint8)
-    path = tmp_path / "rgb_label.tfrecord"
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        feature = {common.IMAGE_ENCODED: _bytes_feature(tf.io.encode_png(image).numpy()),
-                   common.LABEL_ENCODED: _bytes_feature(tf.io.encode_png(image).numpy())}
-        writer.write(tf.train.Example(
-            features=tf.train.Features(feature=feature)).SerializeToString())
+    path = records.write_shard(tmp_path / "rgb_label.tfrecord", [(image, image, "rgb")])
     ds = ip.build_dataset(str(path), is_training=False, batch_size=1)
     with pytest.raises(tf.errors.InvalidArgumentError, match="single-channel PNG"):
         next(iter(ds))

@@ -170,7 +170,15 @@ def test_a_folder_of_other_scenes_is_refused_not_mixed(tmp_path, monkeypatch):
     os.remove(os.path.join(root, synthetic.CONFIG_FILE))  # as an older generator left it
     with pytest.raises(InputError, match="without synthetic_config.json"):
         synthetic.write_dataset(root, config, num_workers=1, progress=False)
-    assert synthetic.default_dataset_dir().endswith(f"synthetic_v{synthetic.GENERATOR_VERSION}")
+
+
+def test_default_dir_is_per_generator_version(tmp_path, monkeypatch):
+    """Binaries keep the set under the cache dir, one folder per generator version, so a
+    new generator never resumes into an old one's folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert synthetic.default_dataset_dir() == str(tmp_path / "deeplab_dpc" / "synthetic_v2")
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", 3)
+    assert synthetic.default_dataset_dir() == str(tmp_path / "deeplab_dpc" / "synthetic_v3")
 
 
 def test_binary_refuses_bad_sizes(tmp_path):

@@ -1,4 +1,7 @@
-"""`tfds:cityscapes`: tfds' own builder, prepared offline from miniature manual zips."""
+"""`tfds:cityscapes`: tfds' own builder, prepared offline from miniature manual zips.
+
+tensorflow-datasets (and importlib_resources, which it needs undeclared) are hard
+dependencies: nothing here skips when they are missing, so a broken install fails."""
 import io
 import zipfile
 
@@ -10,10 +13,6 @@ from PIL import Image
 from deeplab_dpc.data import datasets
 from deeplab_dpc.data import input_pipeline as ip
 from deeplab_dpc.errors import InputError
-
-tfds = pytest.importorskip("tensorflow_datasets")
-# tfds' download_and_prepare imports it without declaring it as a dependency.
-pytest.importorskip("importlib_resources")
 
 SOURCE = "tfds:cityscapes/semantic_segmentation"
 SPLITS = {"train": 2, "val": 1, "test": 1}  # the builder lists all three folders

@@ -66,7 +66,7 @@ def test_grid_pooling_matrix_65_by_8_hand_values():
                                       ((3, 5), (8, 8)), ((16, 16), (4, 4))])
 def test_grid_pooling_matches_numpy(hw, grid):
     x = np.random.default_rng(2).normal(size=(2, *hw, 4)).astype("float32")
-    layer = ops.PyramidPooling(8, grid)
+    layer = ops.PooledConvBNReLU(8, grid)
     ours = layer.pool(tf.constant(x)).numpy()
     np.testing.assert_allclose(ours, np_adaptive_avg_pool(x, *grid), atol=1e-5)
 
@@ -77,11 +77,11 @@ def test_reference_sliding_window_kernel():
     assert ops.reference_pooling_kernel((513, 513), 16, (4, 4)) == (9, 9)
     assert ops.reference_pooling_kernel((257, 257), 16, (1, 1)) == (17, 17)
     x = np.random.default_rng(3).normal(size=(1, 17, 17, 2)).astype("float32")
-    layer = ops.PyramidPooling(4, (1, 1), pool_kernel=(17, 17))
+    layer = ops.PooledConvBNReLU(4, (1, 1), pool_kernel=(17, 17))
     np.testing.assert_allclose(layer.pool(tf.constant(x)).numpy()[0, 0, 0],
                                x[0].mean(axis=(0, 1)), atol=1e-5)
     # A 9x9 stride-1 VALID window on 17x17 gives 9x9 positions.
-    layer = ops.PyramidPooling(4, (4, 4), pool_kernel=(9, 9))
+    layer = ops.PooledConvBNReLU(4, (4, 4), pool_kernel=(9, 9))
     assert layer.pool(tf.constant(x)).shape == (1, 9, 9, 2)
 
 
@@ -130,5 +130,5 @@ def test_separable_conv_layer(tmp_path):
 
 @pytest.mark.parametrize("kw", [dict(grid_size=(2, 4)), dict(grid_size=(4, 4), pool_kernel=(3, 3))])
 def test_pyramid_pooling_layer(tmp_path, kw):
-    run_layer_test(ops.PyramidPooling, dict(filters=4, batch_norm_decay=0.9, **kw),
+    run_layer_test(ops.PooledConvBNReLU, dict(filters=4, batch_norm_decay=0.9, **kw),
                    (2, 9, 11, 3), (2, 9, 11, 4), tmp_path, expected_num_trainable_weights=3)

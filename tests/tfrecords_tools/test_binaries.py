@@ -16,7 +16,7 @@ import pytest
 
 from deeplab_dpc import common
 from tests import cli_utils
-from tests.tfrecords_tools import fakes
+from tests.data import convert_fakes as fakes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,0 +1,175 @@
+"""Evaluating checkpoints of a training run on a split: the library behind `eval` and `vis`.
+
+A run directory (`train_logdir`) says everything: its `model_config.json`
+rebuilds the model and names the dataset it was trained on, so eval needs no
+model flags and, by default, no dataset flags either.
+"""
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab_dpc import run_dir
+from deeplab_dpc.data import datasets
+from deeplab_dpc.data import input_pipeline as ip
+from deeplab_dpc.errors import InputError
+from deeplab_dpc.eval import metrics
+from deeplab_dpc.predict.inference import check_scales, predict_labels
+from deeplab_dpc.progress import Progress
+
+METRICS_FILE = "metrics.json"
+_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the trainer's `step` variable
+
+
+def resolve_dataset(run_config, dataset=None, dataset_dir=None):
+    """(dataset_dir, DatasetInfo) of the data to evaluate on: the flags, or else the
+    dataset the run was trained on."""
+    train = run_config.get("train", {})
+    dataset = dataset or train.get("dataset") or run_config["dataset"]["name"]
+    dataset_dir = dataset_dir or train.get("dataset_dir")
+    if not dataset_dir:
+        raise InputError(f"dataset_dir is required: the run does not say where "
+                         f"{dataset!r} lives", param="dataset_dir")
+    if "://" not in dataset_dir and not os.path.isdir(dataset_dir):
+        raise InputError(f"dataset_dir {dataset_dir}: no such directory", param="dataset_dir")
+    return dataset_dir, datasets.get_dataset_info(dataset, dataset_dir)
+
+
+def split_dataset(dataset_dir, split, info, crop_size=None, batch_size=1):
+    """The split's examples in file order, unaugmented (padded to `crop_size` if given)."""
+    return ip.build_dataset(os.path.join(dataset_dir, f"{split}-*"), is_training=False,
+                            batch_size=batch_size, crop_size=crop_size,
+                            ignore_label=info.ignore_label, repeat=False)
+
+
+def check_classes(model, info, where):
+    if model.num_classes != info.num_classes:
+        raise InputError(f"the model predicts {model.num_classes} classes but {where} has "
+                         f"{info.num_classes}")
+
+
+def checkpoint_step(prefix):
+    """The training step a checkpoint was saved at (its `step` variable, else its suffix)."""
+    try:
+        return int(tf.train.load_variable(prefix, _STEP_KEY))
+    except (tf.errors.OpError, ValueError):
+        suffix = prefix.rsplit("-", 1)[-1]
+        return int(suffix) if suffix.isdigit() else 0
+
+
+def follow_checkpoints(checkpoint_dir_or_path, interval_secs=300, max_count=0, final_step=None,
+                       log=print, sleep=time.sleep):
+    """Yields checkpoint prefixes to evaluate: a prefix itself once; for a run
+    directory its latest checkpoint, then each newer one as training saves it.
+
+    Stops after `max_count` checkpoints (0: no limit) or after the one at
+    `final_step` (the run's last). With `max_count == 1` a directory without a
+    checkpoint is an error; otherwise it is waited for (eval started before training).
+    """
+    path = os.fspath(checkpoint_dir_or_path)
+    if not tf.io.gfile.isdir(path):
+        yield path
+        return
+    last, count, waiting = None, 0, False
+    while True:
+        started = time.time()
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix is None and max_count == 1:
+            raise InputError(f"no checkpoint in {path}")
+        if prefix is not None and prefix != last:
+            yield prefix
+            last, count, waiting = prefix, count + 1, False
+            if (max_count and count >= max_count) or (
+                    final_step is not None and checkpoint_step(prefix) >= final_step):
+                return
+        elif not waiting:
+            log(f"waiting for a new checkpoint in {path} (every {interval_secs} s)")
+            waiting = True
+        sleep(max(0.0, started + interval_secs - time.time()))
+
+
+def restored_models(prefixes):
+    """Yields (prefix, model, run DatasetInfo): the model is built once from the run's
+    config and its weights replaced for each later checkpoint."""
+    model = info = None
+    for prefix in prefixes:
+        if model is None:
+            model, info = run_dir.load_model(prefix)
+        else:
+            run_dir.restore(run_dir.make_checkpoint(model), prefix)
+        yield prefix, model, info
+
+
+def confusion_over_split(model, dataset, num_classes, ignore_label, scales=(1.0,),
+                         add_flipped_images=False, split="eval", total=None, progress=True):
+    """(int64 [C, C] confusion matrix summed over the split, number of images).
+
+    A label outside [0, C) other than the ignore label stops it with an
+    InputError naming the split and the image: a dataset written for another
+    class count would otherwise give a silently wrong mIOU.
+    """
+    scales = check_scales(scales)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                                  tf.TensorSpec([None, None, None, 1], tf.int32)])
+    def step(images, labels):
+        predictions = predict_labels(model, images, scales, add_flipped_images)
+        labels = labels[..., 0]
+        return (metrics.confusion_matrix(labels, predictions, num_classes, ignore_label),
+                metrics.invalid_labels(labels, num_classes, ignore_label))
+
+    matrix, count = np.zeros((num_classes, num_classes), np.int64), 0
+    bar = Progress(total, split, enabled=progress)
+    try:
+        for batch in dataset:
+            batch_matrix, invalid = step(batch[ip.IMAGE], batch[ip.LABEL])
+            invalid = invalid.numpy()
+            if (invalid >= 0).any():
+                i = int(np.argmax(invalid >= 0))
+                name = batch[ip.FILENAME][i].numpy().decode() or f"image {count + i}"
+                raise InputError(
+                    f"{split} split: {name} has label {invalid[i]}, outside [0, {num_classes}) "
+                    f"and not the ignore label {ignore_label}")
+            matrix += batch_matrix.numpy()
+            count += len(invalid)
+            bar.update(len(invalid))
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        raise InputError(f"{split} split: cannot read an example after {count} images: "
+                         f"{' '.join(e.message.split())[:200]}") from None
+    finally:
+        bar.close()
+    if not count:
+        raise InputError(f"{split} split has no examples")
+    return matrix, count
+
+
+def _finite_or_none(value):
+    return None if np.isnan(value) else float(value)
+
+
+def metrics_report(matrix, class_names, **context):
+    """The metrics.json content: mIOU, per-class IoU by class name (null for classes
+    absent from labels and predictions, which the mean leaves out), pixel accuracy,
+    the confusion matrix, and `context` (step, checkpoint, split, scales, ...)."""
+    names = list(class_names) or [f"class_{i}" for i in range(len(matrix))]
+    iou = metrics.per_class_iou(matrix)
+    return {
+        "miou": _finite_or_none(metrics.mean_iou(matrix)),
+        "per_class_iou": {n: _finite_or_none(v) for n, v in zip(names, iou)},
+        "pixel_accuracy": _finite_or_none(metrics.pixel_accuracy(matrix)),
+        **context,
+        "absent_classes": "IoU null and left out of miou",
+        "confusion_matrix": np.asarray(matrix).tolist(),  # rows: labels, columns: predictions
+    }
+
+
+def write_summaries(writer, report):
+    """TensorBoard scalars `miou`, `pixel_accuracy`, `iou/<class>` at the checkpoint's step."""
+    scalars = [("miou", report["miou"]), ("pixel_accuracy", report["pixel_accuracy"])] + [
+        (f"iou/{c.replace(' ', '_')}", v) for c, v in report["per_class_iou"].items()]
+    with writer.as_default():
+        for name, value in scalars:
+            if value is not None:  # absent classes have no IoU to plot
+                tf.summary.scalar(name, value, report["step"])
+    writer.flush()

@@ -1,0 +1,58 @@
+r"""`python -m deeplab_dpc.export`: exports a checkpoint as a SavedModel (and TFLite); reference flag names.
+
+    python -m deeplab_dpc.export --checkpoint_path=runs/dpc --export_path=exported \
+        [--inference_scales=0.75 --inference_scales=1 --add_flipped_images] \
+        [--tflite --crop_size=513,1025]
+
+The SavedModel's `serving_default` takes ONE uint8 image [H, W, 3] of any size
+and returns `semantic` (int32 [H, W]) and `probabilities` (float32 [H, W, C]);
+`metadata` returns the model config (cell included), class names and colormap.
+It loads with plain `tf.saved_model.load`. --tflite also writes, into
+--export_path, a float and a dynamic-range quantized TFLite model of a
+MobileNet-v2 checkpoint at --crop_size (input 0: the image; outputs 0, 1:
+semantic, probabilities).
+"""
+from absl import flags
+
+from deeplab_dpc import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint_path", None, "Checkpoint prefix, or a run directory (latest).")
+flags.DEFINE_string("export_path", None, "SavedModel directory to write (a previous one is "
+                    "replaced).")
+flags.DEFINE_multi_float("inference_scales", [1.0], "Input scales to average (repeat the flag).")
+flags.DEFINE_bool("add_flipped_images", False, "Also average left-right flipped inputs.")
+flags.DEFINE_bool("tflite", False, "Also write float and dynamic-range quantized TFLite models.")
+flags.DEFINE_list("crop_size", None, "TFLite input size as height,width.")
+
+
+def main(argv):
+    del argv
+    cli.require(FLAGS, "checkpoint_path", "export_path")
+    cli.existing_path(FLAGS.checkpoint_path, "checkpoint_path")
+    crop = cli.parse_size(FLAGS.crop_size, "crop_size")
+    if crop and not FLAGS.tflite:
+        print("note: --crop_size only sizes the TFLite model; the SavedModel takes any size")
+    from deeplab_dpc import run_dir
+    from deeplab_dpc.export import saved_model, tflite
+    from deeplab_dpc.predict.inference import check_scales
+    from deeplab_dpc.predict.serving import ServingModule
+
+    scales = check_scales(FLAGS.inference_scales)
+    saved_model.check_export_path(FLAGS.export_path)
+    if FLAGS.tflite:  # refused from the config alone, before any weights are read
+        run = run_dir.read_run_config(run_dir.run_dir(FLAGS.checkpoint_path))
+        tflite.check_tflite(run["model"], crop)
+    model, info = run_dir.load_model(FLAGS.checkpoint_path)
+    module = ServingModule(model, info, scales, FLAGS.add_flipped_images)
+    print(f"exporting {FLAGS.checkpoint_path} (scales {list(scales)}"
+          f"{', flipped' if FLAGS.add_flipped_images else ''}) ...", flush=True)
+    print(f"wrote SavedModel {saved_model.export_saved_model(module, FLAGS.export_path)}",
+          flush=True)
+    if FLAGS.tflite:
+        for path in tflite.export_tflite(module, crop, FLAGS.export_path):
+            print(f"wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,75 @@
+r"""`python -m deeplab_dpc.predict`: segments your own images, of any size, with a checkpoint or an exported SavedModel.
+
+    python -m deeplab_dpc.predict --checkpoint_dir=runs/dpc --image_glob='photos/*.jpg' \
+        --output_dir=segmented
+    python -m deeplab_dpc.predict --saved_model_dir=exported --image_glob=... --output_dir=...
+
+For each image `name.ext` writes `name.png` (class ids, 8-bit; 16-bit past 255
+classes) and `name_color.png` (the model's colormap). Grey, palette and RGBA
+images are read as RGB; EXIF orientation is applied first, as photo viewers do.
+"""
+import os
+
+from absl import flags
+
+from deeplab_dpc import cli
+from deeplab_dpc.errors import InputError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("checkpoint_dir", None, "Training run directory or checkpoint prefix.")
+flags.DEFINE_string("saved_model_dir", None, "Or: a SavedModel written by deeplab_dpc.export.")
+flags.DEFINE_string("image_glob", None, "Images to segment, e.g. 'photos/*.jpg'.")
+flags.DEFINE_string("output_dir", None, "Where the PNGs go.")
+flags.DEFINE_multi_float("inference_scales", [1.0],
+                         "With --checkpoint_dir: input scales to average (repeat the flag).")
+flags.DEFINE_bool("add_flipped_images", False,
+                  "With --checkpoint_dir: also average left-right flipped inputs.")
+
+
+def read_rgb(path):
+    """uint8 [H, W, 3] of any image file PIL reads; InputError naming the file."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: cannot read the image ({e})") from None
+
+
+def main(argv):
+    del argv
+    cli.require(FLAGS, "image_glob", "output_dir")
+    if bool(FLAGS.checkpoint_dir) == bool(FLAGS.saved_model_dir):
+        raise InputError("give exactly one of --checkpoint_dir and --saved_model_dir")
+    if FLAGS.checkpoint_dir:
+        cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
+    import tensorflow as tf
+
+    from deeplab_dpc.predict.serving import Segmenter
+    from deeplab_dpc.vis import render
+
+    paths = sorted(tf.io.gfile.glob(FLAGS.image_glob))
+    if not paths:
+        raise InputError(f"--image_glob {FLAGS.image_glob} matches no file")
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    if len(set(stems)) < len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise InputError(f"--image_glob matches several images named {dup!r}; their outputs "
+                         "would overwrite each other")
+    if FLAGS.saved_model_dir:
+        segmenter = Segmenter.from_saved_model(FLAGS.saved_model_dir)
+    else:
+        segmenter = Segmenter.from_checkpoint(FLAGS.checkpoint_dir, FLAGS.inference_scales,
+                                              FLAGS.add_flipped_images)
+    for i, (path, stem) in enumerate(zip(paths, stems), 1):
+        labels = segmenter.predict(read_rgb(path))
+        out = os.path.join(FLAGS.output_dir, stem)
+        render.write_png(out + ".png", render.label_image(labels))
+        render.write_png(out + "_color.png", segmenter.colorize(labels))
+        print(f"[{i}/{len(paths)}] {path} -> {out}.png", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,138 @@
+"""What users segment their images with: the exported module and `Segmenter`.
+
+`ServingModule` is what a SavedModel holds (the model, its prediction settings
+and its metadata as variables); `Segmenter` wraps one built from a checkpoint
+or loaded from a SavedModel behind the same `predict`.
+"""
+import json
+import types
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab_dpc.errors import InputError
+from deeplab_dpc.predict.inference import check_scales, predict_probabilities
+
+IMAGE_ERROR = "image must be a uint8 tensor of shape [height, width, 3]"
+
+
+class ServingModule(tf.Module):
+    """The exported object: `serve(image)` and the metadata to use its answer.
+
+    `serve` takes ONE uint8 image [H, W, 3] of any size and returns
+    {"semantic": int32 [H, W], "probabilities": float32 [H, W, C]}. Unbatched,
+    because users' images differ in size; the reference's input was [1, H, W, 3].
+    Its input spec leaves the rank open so that a wrong rank reaches the
+    in-graph check and fails with `IMAGE_ERROR` (a SavedModel signature does not
+    check shapes itself); the spec's dtype refuses non-uint8 input.
+
+    The model config (cell included), class names and colormap are string and
+    integer variables, so a plain `tf.saved_model.load` reads them without this
+    package: `loaded.model_config_json.numpy()`, or the `metadata` signature.
+    """
+
+    def __init__(self, model, dataset_info, scales=(1.0,), add_flipped_images=False):
+        super().__init__(name="deeplab")
+        # The Keras model stays out of the SavedModel's object graph (saving would walk
+        # its ~40k trackable children); its variables are all the functions need.
+        self._keras = types.SimpleNamespace(model=model)
+        self.model_variables = list(model.variables)
+        self.scales = check_scales(scales)
+        self.add_flipped_images = bool(add_flipped_images)
+        config = model.get_config()
+        names = list(dataset_info.class_names) or [
+            f"class_{i}" for i in range(dataset_info.num_classes)]
+
+        def constant(value):
+            return tf.Variable(value, trainable=False)
+
+        self.model_config_json = constant(json.dumps(config))
+        self.cell_spec_json = constant(json.dumps(config["cell"]) if config.get("cell") else "")
+        self.dataset_info_json = constant(json.dumps(dataset_info.to_dict()))
+        self.class_names = constant(names)
+        self.colormap = constant(  # int32: uint8 variables lack GPU kernels
+            dataset_info.colormap_array()[:dataset_info.num_classes].astype(np.int32))
+        self.inference_scales = constant(list(self.scales))
+        self.flipped_images_added = constant(self.add_flipped_images)
+
+    @property
+    def model(self):
+        return self._keras.model
+
+    def predict(self, image):
+        """The prediction for one uint8 [H, W, 3] image (traceable at any size)."""
+        probabilities = predict_probabilities(
+            self.model, tf.cast(image, tf.float32)[tf.newaxis], self.scales,
+            self.add_flipped_images)[0]
+        return {"semantic": tf.argmax(probabilities, -1, output_type=tf.int32),
+                "probabilities": probabilities}
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="image")])
+    def serve(self, image):
+        rank = tf.debugging.assert_rank(image, 3, message=IMAGE_ERROR)
+        with tf.control_dependencies([rank]):
+            channels = tf.debugging.assert_equal(tf.shape(image)[-1], 3, message=IMAGE_ERROR)
+        with tf.control_dependencies([channels]):
+            image = tf.identity(image)
+        # Static only: `tf.ensure_shape` could fail first, with a message about shapes.
+        image.set_shape([None, None, 3])
+        return self.predict(image)
+
+    @tf.function(input_signature=[])
+    def metadata(self):
+        return {"model_config_json": tf.identity(self.model_config_json),
+                "cell_spec_json": tf.identity(self.cell_spec_json),
+                "dataset_info_json": tf.identity(self.dataset_info_json),
+                "class_names": tf.identity(self.class_names),
+                "colormap": tf.identity(self.colormap),
+                "inference_scales": tf.identity(self.inference_scales),
+                "add_flipped_images": tf.identity(self.flipped_images_added)}
+
+
+class Segmenter:
+    """Segments users' images: uint8 [H, W, 3] of any size -> class ids [H, W].
+
+        segmenter = Segmenter.from_checkpoint("runs/dpc")      # or from_saved_model
+        labels = segmenter.predict(image)
+        labels, probabilities = segmenter.predict(image, with_probabilities=True)
+        segmenter.class_names[labels[0, 0]], segmenter.colorize(labels)
+    """
+
+    def __init__(self, module):
+        """`module`: a `ServingModule`, or the object `tf.saved_model.load` returns."""
+        self._module = module
+        meta = module.metadata()
+        self.class_names = tuple(n.decode() for n in meta["class_names"].numpy())
+        self.colormap = meta["colormap"].numpy().astype(np.uint8)
+        self.model_config = json.loads(meta["model_config_json"].numpy())
+        self.num_classes = len(self.class_names)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint_dir_or_path, scales=(1.0,), add_flipped_images=False):
+        from deeplab_dpc.run_dir import load_model
+
+        model, info = load_model(checkpoint_dir_or_path)
+        return cls(ServingModule(model, info, scales, add_flipped_images))
+
+    @classmethod
+    def from_saved_model(cls, export_dir):
+        if not tf.io.gfile.exists(f"{export_dir}/saved_model.pb"):
+            raise InputError(f"{export_dir} is not a SavedModel directory (no saved_model.pb)")
+        try:
+            return cls(tf.saved_model.load(export_dir))
+        except (tf.errors.OpError, ValueError, OSError, AttributeError) as e:
+            raise InputError(f"cannot load SavedModel {export_dir}: "
+                             f"{' '.join(str(e).split())[:200]}") from None
+
+    def predict(self, image, with_probabilities=False):
+        """int32 labels [H, W] (and float32 probabilities [H, W, C])."""
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise InputError(f"{IMAGE_ERROR}, got {image.dtype} {list(image.shape)}")
+        out = self._module.serve(tf.constant(image))
+        labels = out["semantic"].numpy()
+        return (labels, out["probabilities"].numpy()) if with_probabilities else labels
+
+    def colorize(self, labels):
+        """uint8 RGB [H, W, 3] of class ids through the model's colormap."""
+        return self.colormap[np.clip(labels, 0, len(self.colormap) - 1)]
