@@ -29,7 +29,9 @@ def run(main, flag_names=None):
 
     def _main(argv):
         if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+            print(f"error: unexpected arguments (flags start with --): {' '.join(argv[1:])}",
+                  file=sys.stderr)
+            sys.exit(2)
         if not flags.FLAGS["verbosity"].present:
             # absl.app raises logging to INFO, which lets TensorFlow's checkpoint
             # saver log a line per save; our binaries print their own progress.
@@ -77,3 +79,4 @@ def existing_path(path, flag):
     if "://" not in path and not os.path.exists(path) and not os.path.exists(path + ".index"):
         raise InputError(f"--{flag} {path} does not exist")
     return path
+

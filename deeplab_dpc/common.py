@@ -14,6 +14,12 @@ IMAGE_CHANNELS = "image/channels"
 LABEL_ENCODED = "image/segmentation/class/encoded"
 LABEL_FORMAT = "image/segmentation/class/format"
 
+# Keys of a decoded example (input pipeline) and of a training batch (train.loop).
+IMAGE = "image"
+LABEL = "label"
+FILENAME = "filename"
+ORIGINAL_SIZE = "original_size"
+
 # Shard file names: `{split}-{i:05d}-of-{n:05d}.tfrecord`.
 SHARD_PATTERN = "{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
 DATASET_INFO_FILE = "dataset_info.json"

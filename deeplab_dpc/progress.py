@@ -4,9 +4,15 @@ On a terminal, a tqdm bar on stderr; into a pipe or a log file, a line on
 stdout about every tenth of the work (and at the end), so that stderr holds
 only warnings and the one `error:` line a failing binary prints.
 """
+import os
+import signal
 import sys
 import threading
 import time
+
+# Test hook: `DEEPLAB_DPC_KILL_AFTER="writing:3"` SIGKILLs the process when the
+# progress named "writing" reaches 3, so tests can kill a writer at a chosen moment.
+_KILL_AFTER = os.environ.get("DEEPLAB_DPC_KILL_AFTER", "")
 
 
 class Progress:
@@ -37,6 +43,9 @@ class Progress:
     def update(self, n=1):
         with self._lock:
             self.done += n
+            if _KILL_AFTER and _KILL_AFTER == f"{self.desc}:{self.done}":
+                sys.stdout.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
             if self._bar is not None:
                 self._bar.update(n)
             elif self._enabled and (self.done // self._every > self._last_line // self._every
@@ -44,10 +53,13 @@ class Progress:
                 self._line()
 
     def note(self, line):
-        """A line for the log; on a terminal the bar shows it instead."""
-        if self._enabled and self._bar is None:
+        """A line for the log (on a terminal, printed above the bar)."""
+        if self._enabled:
             with self._lock:
-                print(line, flush=True)
+                if self._bar is not None:
+                    self._bar.write(line, file=sys.stderr)
+                else:
+                    print(line, flush=True)
 
     def close(self):
         with self._lock:

@@ -29,6 +29,10 @@ from deeplab_dpc.errors import InputError
 
 RATES = (1, 3, 6, 9, 12, 15, 18, 21)  # atrous rates r_h, r_w of the 3x3 separable conv
 GRIDS = (1, 2, 4, 8)  # pyramid pooling grid sizes g_h, g_w
+# The paper searches B = 5 (and its Table shows up to 7); 16 leaves room for wider
+# searches while refusing files that would build an absurd network (a 55 MB cell
+# JSON with a million branches was once accepted and trained silently).
+MAX_BRANCHES = 16
 
 PUBLISHED_CELL_PATH = os.path.join(
     os.path.dirname(os.path.abspath(__file__)),
@@ -225,6 +229,9 @@ class CellSpec:
         object.__setattr__(self, "branches", tuple(self.branches))
         if not self.branches:
             raise InputError("a cell needs at least one branch, got none")
+        if len(self.branches) > MAX_BRANCHES:
+            raise InputError(f"a cell has at most {MAX_BRANCHES} branches, got "
+                             f"{len(self.branches)}")
         for i, b in enumerate(self.branches):
             if not isinstance(b, Branch):
                 raise InputError(f"branch {i}: must be a Branch, got {b!r}")
@@ -242,6 +249,8 @@ class CellSpec:
             raise InputError(f"a cell must be a JSON list of branch objects, got {_show(obj)}")
         if not obj:
             raise InputError("a cell must have at least one branch, got an empty list")
+        if len(obj) > MAX_BRANCHES:
+            raise InputError(f"a cell has at most {MAX_BRANCHES} branches, got {len(obj)}")
         branches = []
         for i, item in enumerate(obj):
             try:
@@ -252,22 +261,22 @@ class CellSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "CellSpec":
+        from deeplab_dpc.files import parse_json
+
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"not valid JSON: {e}") from None
+            obj = parse_json(text, "cell")
+        except InputError as e:
+            raise InputError(str(e)[len("cell: "):]) from None
         return cls.from_reference(obj)
 
     @classmethod
     def from_file(cls, path) -> "CellSpec":
         """Load a cell JSON file; errors are prefixed with the path."""
+        from deeplab_dpc.files import read_json
+
+        obj = read_json(path, "cell file")
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"{path}: cannot read cell file: {e}") from None
-        try:
-            return cls.from_json(text)
+            return cls.from_reference(obj)
         except InputError as e:
             raise InputError(f"{path}: {e}") from None
 
@@ -353,8 +362,9 @@ def _rng(rng) -> np.random.Generator:
 
 
 def _check_num_branches(num_branches) -> int:
-    if not _is_int(num_branches) or num_branches < 1:
-        raise InputError(f"num_branches: {_show(num_branches)} is not an integer >= 1")
+    if not _is_int(num_branches) or not 1 <= num_branches <= MAX_BRANCHES:
+        raise InputError(f"num_branches: {_show(num_branches)} is not an integer in "
+                         f"[1, {MAX_BRANCHES}]", param="num_branches")
     return int(num_branches)
 
 

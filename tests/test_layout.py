@@ -44,10 +44,22 @@ def imports_of(path, modules):
     return out
 
 
+def with_packages(deps, module, modules):
+    """Importing `a.b.c` runs `a/__init__` and `a/b/__init__` first: those are imports
+    too, except of the importer's own parent packages (already running)."""
+    out = set(deps)
+    for dep in deps:
+        parts = dep.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts))
+                   if ".".join(parts[:i]) in modules)
+    return {d for d in out if d != module and not module.startswith(d + ".")}
+
+
 @pytest.fixture(scope="module")
 def graph():
     modules = _modules()
-    return {name: imports_of(path, modules) for name, path in modules.items()}, modules
+    return {name: with_packages(imports_of(path, modules), name, modules)
+            for name, path in modules.items()}, modules
 
 
 def find_cycle(edges):
@@ -81,8 +93,42 @@ def test_the_finder_sees_a_circle_and_imports_inside_functions(tmp_path):
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     probe = tmp_path / "probe.py"
     probe.write_text("import os\n\ndef f():\n    from deeplab_dpc.data import synthetic\n")
-    assert imports_of(str(probe), {"deeplab_dpc.data.synthetic": ""}) == {
-        "os", "deeplab_dpc.data.synthetic"}
+    modules = {"deeplab_dpc": "", "deeplab_dpc.data": "", "deeplab_dpc.data.synthetic": ""}
+    assert imports_of(str(probe), modules) == {"os", "deeplab_dpc.data.synthetic"}
+    # A circle through a package's __init__: spec -> layers.ops runs layers/__init__,
+    # which imports layers.dpc, which imports spec.
+    deps = with_packages({"deeplab_dpc.layers.ops"}, "deeplab_dpc.spec",
+                         {"deeplab_dpc", "deeplab_dpc.layers", "deeplab_dpc.layers.ops"})
+    assert deps == {"deeplab_dpc.layers", "deeplab_dpc.layers.ops"}
+    assert with_packages({"deeplab_dpc.layers.ops"}, "deeplab_dpc.layers.dpc",
+                         {"deeplab_dpc", "deeplab_dpc.layers", "deeplab_dpc.layers.ops"}) == {
+        "deeplab_dpc.layers.ops"}
+
+
+def uses_absl_flags(path):
+    """Whether a file imports absl's flags in any form, or reads a FLAGS object."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name == "absl.flags" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (
+                node.module == "absl.flags" or node.module == "absl" and any(
+                    a.name == "flags" for a in node.names)):
+            return True
+        if isinstance(node, ast.Name) and node.id == "FLAGS":
+            return True
+    return False
+
+
+def test_the_flag_finder_sees_every_form(tmp_path):
+    for source, found in (("from absl import app, flags\n", True),
+                          ("import absl.flags\n", True),
+                          ("def f():\n    return FLAGS.x\n", True),
+                          ("from absl import app, logging\n", False)):
+        probe = tmp_path / "probe.py"
+        probe.write_text(source)
+        assert uses_absl_flags(str(probe)) is found, source
 
 
 def test_no_import_circle(graph):
@@ -107,9 +153,7 @@ def test_flags_live_only_in_binaries(graph):
         assert not any(d.endswith("__main__") for d in deps), name
         if name.startswith("deeplab_dpc.") and not name.endswith("__main__") and \
                 name != "deeplab_dpc.cli":
-            with open(modules[name], encoding="utf-8") as f:
-                text = f.read()
-            assert "from absl import flags" not in text and "FLAGS" not in text, name
+            assert not uses_absl_flags(modules[name]), f"{name} uses absl flags"
     binaries = sorted(m[:-len(".__main__")] for m in edges if m.endswith(".__main__"))
     assert binaries == ["deeplab_dpc.eval", "deeplab_dpc.export", "deeplab_dpc.predict",
                         "deeplab_dpc.stats", "deeplab_dpc.train", "deeplab_dpc.vis"]

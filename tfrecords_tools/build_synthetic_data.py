@@ -8,6 +8,7 @@ Image/label folders, split lists, DeepLab TFRecords and dataset_info.json; see
 from absl import flags
 
 from deeplab_dpc import cli
+from deeplab_dpc.errors import InputError
 
 flags.DEFINE_string("output_dir", "datasets/synthetic", "Folder for the dataset.")
 flags.DEFINE_list("image_size", ["513", "1025"], "Scene size as height,width in pixels.")
@@ -23,7 +24,7 @@ def _splits(values):
     """`split=count` values -> ((split, count), ...)."""
     pairs = [v.split("=", 1) for v in values]
     if any(len(p) != 2 for p in pairs):
-        raise cli.InputError(f"--splits: expected split=count, got {','.join(values)}")
+        raise InputError(f"--splits: expected split=count, got {','.join(values)}")
     counts = cli.parse_ints([p[1] for p in pairs], "splits", expected="split=count values")
     return tuple((p[0], n) for p, n in zip(pairs, counts))
 
@@ -31,8 +32,7 @@ def _splits(values):
 def main(_):
     from deeplab_dpc.data import synthetic
 
-    height, width = cli.parse_ints(FLAGS.image_size, "image_size", length=2,
-                                   expected="height,width")
+    height, width = cli.parse_size(FLAGS.image_size, "image_size")
     splits = _splits(FLAGS.splits)
     config = synthetic.SyntheticConfig(height=height, width=width, seed=FLAGS.seed,
                                        splits=splits, num_shards=FLAGS.num_shards)

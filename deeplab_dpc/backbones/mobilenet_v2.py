@@ -90,7 +90,8 @@ def build(output_stride=16, depth_multiplier=1.0, batch_norm_decay=0.9997,
     default follows DeepLab (8 at depth multiplier 1.0, else 1).
     """
     if depth_multiplier <= 0:
-        raise InputError(f"depth_multiplier must be positive, got {depth_multiplier}")
+        raise InputError(f"depth_multiplier must be positive, got {depth_multiplier}",
+                         param="depth_multiplier")
     if weights == "imagenet":
         _check_imagenet(depth_multiplier, divisible_by)
     depth = _depth_fn(depth_multiplier, divisible_by)
@@ -126,7 +127,8 @@ def _check_imagenet(depth_multiplier, divisible_by):
     """Fails before downloading a file that does not exist or cannot fit."""
     if depth_multiplier not in IMAGENET_ALPHAS:
         raise InputError(f"no mobilenet_v2 ImageNet weights for depth_multiplier "
-                         f"{depth_multiplier}; published: {IMAGENET_ALPHAS}")
+                         f"{depth_multiplier}; published: {IMAGENET_ALPHAS}",
+                         param="depth_multiplier")
     if depth_multiplier != 1.0 and divisible_by != 8:
         raise InputError("mobilenet_v2 ImageNet weights at depth_multiplier "
                          f"{depth_multiplier} need divisible_by=8 (keras.applications' "

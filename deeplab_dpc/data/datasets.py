@@ -102,6 +102,9 @@ class DatasetInfo:
     class_names: tuple = ()
     colormap: tuple = ()  # one (r, g, b) per class id
     splits: dict = dataclasses.field(default_factory=dict)  # split -> num examples
+    # split -> its shard file names: the manifest that readers on object stores trust
+    # (there a rename is a copy, so a half-written shard can carry its final name).
+    shards: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.num_classes < 1:
@@ -123,17 +126,51 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, d, source="dataset_info"):
+        """From parsed JSON, checked field by field; errors name `source` and the field."""
+        if not isinstance(d, dict):
+            raise InputError(f"{source}: expected a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
             raise InputError(f"{source}: unknown field(s) {sorted(unknown)}")
         if "name" not in d or "num_classes" not in d:
             raise InputError(f"{source}: needs at least 'name' and 'num_classes'")
-        d = dict(d)
-        d["class_names"] = tuple(d.get("class_names", ()))
-        d["colormap"] = tuple(tuple(int(v) for v in c) for c in d.get("colormap", ()))
-        d["splits"] = dict(d.get("splits", {}))
-        return cls(**d)
+
+        def bad(field, expected):
+            return InputError(f"{source}: field {field!r}: expected {expected}, got "
+                              f"{json.dumps(d[field])[:60]}")
+
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not isinstance(d["name"], str):
+            raise bad("name", "a string")
+        for field in ("num_classes", "ignore_label"):
+            if field in d and not is_int(d[field]):
+                raise bad(field, "an integer")
+        names = d.get("class_names", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise bad("class_names", "a list of strings")
+        cmap = d.get("colormap", [])
+        if not isinstance(cmap, list) or not all(
+                isinstance(c, list) and len(c) == 3 and all(is_int(v) and 0 <= v < 256
+                                                            for v in c) for c in cmap):
+            raise bad("colormap", "a list of [r, g, b] values in [0, 255]")
+        splits = d.get("splits", {})
+        if not isinstance(splits, dict) or not all(is_int(n) and n >= 0
+                                                   for n in splits.values()):
+            raise bad("splits", "an object {split: number of examples}")
+        shards = d.get("shards", {})
+        if not isinstance(shards, dict) or not all(
+                isinstance(v, list) and all(isinstance(n, str) for n in v)
+                for v in shards.values()):
+            raise bad("shards", "an object {split: [shard file names]}")
+        d = dict(d, class_names=tuple(names), colormap=tuple(tuple(c) for c in cmap),
+                 splits=dict(splits), shards={k: list(v) for k, v in shards.items()})
+        try:
+            return cls(**d)
+        except InputError as e:
+            raise InputError(f"{source}: {e}") from None
 
     def colormap_array(self):
         """A 256x3 uint8 palette (ignore and unknown ids black unless given)."""
@@ -179,15 +216,13 @@ def register(info):
 def read_dataset_info(dataset_dir):
     """Reads `dataset_dir/dataset_info.json`; None if there is none."""
     path = os.path.join(dataset_dir, common.DATASET_INFO_FILE)
-    import tensorflow as tf  # gfile: the same code reads local disk and GCS.
+    from deeplab_dpc.tf_import import import_tensorflow
+
+    tf = import_tensorflow()  # gfile: the same code reads local disk and GCS.
 
     if not tf.io.gfile.exists(path):
         return None
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            d = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
+    d = files.read_json(path, common.DATASET_INFO_FILE)
     if not isinstance(d, dict):
         raise InputError(f"{path}: expected a JSON object")
     return DatasetInfo.from_dict(d, source=path)

@@ -18,63 +18,19 @@ batch_size > 1 then needs images of one size.
 Random ops are stateless, seeded per element from `tf.data.Dataset.random`, so a
 seeded pipeline is reproducible however many threads decode in parallel.
 """
-import dataclasses
+import os
 
-import numpy as np
 import tensorflow as tf
 
-from deeplab_dpc import common
+from deeplab_dpc import common, files
+from deeplab_dpc.common import FILENAME, IMAGE, LABEL, ORIGINAL_SIZE  # noqa: F401 (output keys)
+from deeplab_dpc.data import datasets
 from deeplab_dpc.data import tfds_source
+from deeplab_dpc.data.input_config import InputConfig  # noqa: F401 (part of this API)
 from deeplab_dpc.errors import InputError
-
-# Output keys.
-IMAGE = "image"
-LABEL = "label"
-FILENAME = "filename"
-ORIGINAL_SIZE = "original_size"
 
 MEAN_PIXEL = 127.5  # what the reference pads images with (its models' mean pixel)
 _FLIP_PROBABILITY = 0.5
-
-
-@dataclasses.dataclass(frozen=True)
-class InputConfig:
-    """Augmentation settings, named as the reference flags."""
-
-    crop_size: tuple = None  # (height, width) or None
-    ignore_label: int = common.DEFAULT_IGNORE_LABEL
-    min_scale_factor: float = 0.5
-    max_scale_factor: float = 2.0
-    scale_factor_step_size: float = 0.25  # 0: any scale in [min, max]
-
-    def __post_init__(self):
-        if self.crop_size is not None:
-            crop = tuple(int(c) for c in self.crop_size)
-            if len(crop) != 2 or min(crop) < 1:
-                raise InputError(f"crop_size must be two positive ints, got {self.crop_size}")
-            object.__setattr__(self, "crop_size", crop)
-        if not 0 < self.min_scale_factor <= self.max_scale_factor:
-            raise InputError(
-                f"scale factors need 0 < min_scale_factor ({self.min_scale_factor}) "
-                f"<= max_scale_factor ({self.max_scale_factor})")
-        if self.scale_factor_step_size < 0:
-            raise InputError("scale_factor_step_size must be >= 0")
-        self.scale_factors()  # validates the step
-
-    def scale_factors(self):
-        """The scales training draws from; None means continuous in [min, max]."""
-        lo, hi, step = self.min_scale_factor, self.max_scale_factor, self.scale_factor_step_size
-        if lo == hi:
-            return (float(lo),)
-        if step == 0:
-            return None
-        steps = (hi - lo) / step
-        if abs(steps - round(steps)) > 1e-6:
-            # The reference's linspace would silently use a different step.
-            raise InputError(
-                f"scale_factor_step_size {step} does not divide "
-                f"max_scale_factor - min_scale_factor = {hi - lo}")
-        return tuple(float(s) for s in np.linspace(lo, hi, int(round(steps)) + 1))
 
 
 def random_scale(seed, config):
@@ -210,13 +166,51 @@ def _parse_record(serialized):
     return f[common.IMAGE_ENCODED], f[common.LABEL_ENCODED], f[common.IMAGE_FILENAME]
 
 
+def locate_bad_record(file_pattern):
+    """(path, record index, reason) of the first record of `file_pattern` that cannot be
+    read, parsed or decoded, or None. For naming the shard after training failed on
+    its data: it reads file by file, so call it only after an error."""
+    for path in list_files(file_pattern):
+        good = 0
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                decode(*_parse_record(record))
+                good += 1
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            return path, good, " ".join(e.message.split())[:200]
+    return None
+
+
+def _manifest(folder, cache):
+    """The shard names dataset_info.json lists in `folder` (None if it lists none)."""
+    if folder not in cache:
+        try:
+            info = datasets.read_dataset_info(folder)
+        except InputError:
+            info = None
+        cache[folder] = ({n for names in info.shards.values() for n in names}
+                         if info is not None and info.shards else None)
+    return cache[folder]
+
+
 def list_files(file_pattern):
-    """Sorted files matching a pattern (or a list of files/patterns)."""
+    """Sorted files matching a pattern (or a list of files/patterns).
+
+    Writers' temporaries never count. On an object store (a path with a scheme),
+    where a half-written shard can carry its final name, only the shards that the
+    folder's dataset_info.json lists count: the writers write it last.
+    """
     patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
-    if not files:
+    found = {f for p in patterns for f in tf.io.gfile.glob(p) if not files.is_temporary(f)}
+    manifests = {}
+    for path in sorted(found):
+        if "://" in path:
+            listed = _manifest(os.path.dirname(path), manifests)
+            if listed is not None and os.path.basename(path) not in listed:
+                found.discard(path)
+    if not found:
         raise InputError(f"no files match {file_pattern}")
-    return files
+    return sorted(found)
 
 
 def check_shardable(num_files, input_context, what):
@@ -228,14 +222,14 @@ def check_shardable(num_files, input_context, what):
 
 
 def _tfrecord_source(file_pattern, is_training, seed, input_context, num_parallel_calls):
-    files = list_files(file_pattern)
-    check_shardable(len(files), input_context, file_pattern)
-    ds = tf.data.Dataset.from_tensor_slices(files)
+    paths = list_files(file_pattern)
+    check_shardable(len(paths), input_context, file_pattern)
+    ds = tf.data.Dataset.from_tensor_slices(paths)
     if input_context:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if is_training:
-        ds = ds.shuffle(len(files), seed=seed)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+        ds = ds.shuffle(len(paths), seed=seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), 8),
                        num_parallel_calls=num_parallel_calls)
     return ds.map(_parse_record, num_parallel_calls=num_parallel_calls)
 

@@ -297,8 +297,7 @@ def _claim(output_dir, config):
     wanted["splits"] = [list(s) for s in config.splits]
     path = os.path.join(output_dir, CONFIG_FILE)
     if os.path.exists(path):
-        with open(path) as f:
-            found = json.load(f)
+        found = files.read_json(path, CONFIG_FILE)
         if found != wanted:
             raise InputError(f"{output_dir} holds synthetic scenes of another generator "
                              f"version or config ({path}); use a new directory")
@@ -327,16 +326,19 @@ def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=
     from deeplab_dpc.data.convert import sources
     from deeplab_dpc.progress import Progress
 
+    files.check_output_dir(output_dir, "output_dir")
     _claim(output_dir, config)
     for sub in ("images", "labels", "lists"):
         os.makedirs(os.path.join(output_dir, sub), exist_ok=True)
+        files.remove_stale_temporaries(os.path.join(output_dir, sub))
     size = (config.height, config.width)
     jobs = [(output_dir, config.seed, split, i, size)
             for split, n in config.splits for i in range(n)]
     workers = num_workers or os.cpu_count() or 1
     # spawn, not fork: the caller may already run TensorFlow threads.
     with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=files.die_with_parent) as pool:
         with Progress(len(jobs), "synthetic scenes", unit="scenes", enabled=progress) as bar:
             for _ in pool.map(_write_scene, jobs, chunksize=4):
                 bar.update()
@@ -352,7 +354,7 @@ def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=
         num_workers=num_workers, progress=progress)
     # The generic converter knows no colormap: complete the info with ours.
     written = datasets.read_dataset_info(output_dir)
-    info = dataclasses.replace(INFO, splits=dict(written.splits))
+    info = dataclasses.replace(INFO, splits=dict(written.splits), shards=written.shards)
     datasets.write_dataset_info(output_dir, info)
     return output_dir
 

@@ -1,4 +1,4 @@
-r"""`python -m deeplab_dpc.eval`: evaluates a training run's checkpoints: mIOU over a split; reference flag names.
+r"""`python -m deeplab_dpc.eval`: a run's checkpoints' mIOU over a split; reference flags.
 
     python -m deeplab_dpc.eval --checkpoint_dir=runs/dpc --eval_logdir=runs/dpc/eval \
         --max_number_of_evaluations=1 [--eval_scales=0.75 --eval_scales=1 --add_flipped_images]
@@ -8,11 +8,10 @@ and TensorBoard scalars. The model and, by default, the dataset come from the
 run directory. With --max_number_of_evaluations=0 it follows the run, evaluating
 each new checkpoint, and stops after the run's last step.
 """
-import os
-
 from absl import flags
 
-from deeplab_dpc import cli
+from deeplab_dpc import cli, files
+from deeplab_dpc.tf_import import import_tensorflow
 from deeplab_dpc.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -30,54 +29,25 @@ flags.DEFINE_integer("max_number_of_evaluations", 0,
 flags.DEFINE_integer("eval_interval_secs", 300, "Seconds between looks for a new checkpoint.")
 
 
-def _print_report(report):
-    miou = report["miou"]
-    print(f"step {report['step']}: mIOU {'n/a' if miou is None else f'{100 * miou:.2f}%'} "
-          f"over {report['num_images']} images of {report['eval_split']}")
-    for name, iou in report["per_class_iou"].items():
-        print(f"  {name:<20} {'absent' if iou is None else f'{100 * iou:6.2f}%'}")
-
-
 def main(argv):
     del argv
     cli.require(FLAGS, "checkpoint_dir", "eval_logdir")
+    files.check_output_dir(FLAGS.eval_logdir, "eval_logdir")
     cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
     crop = cli.parse_size(FLAGS.eval_crop_size, "eval_crop_size")
     if FLAGS.eval_batch_size < 1:
         raise InputError("--eval_batch_size must be >= 1")
-    import tensorflow as tf  # after the flags are checked: a bad flag answers at once
-
-    from deeplab_dpc import files, run_dir
+    import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc.eval import evaluator
-    from deeplab_dpc.predict.inference import check_scales
 
-    scales = check_scales(FLAGS.eval_scales)
-    run = run_dir.read_run_config(run_dir.run_dir(FLAGS.checkpoint_dir))
-    dataset_dir, info = evaluator.resolve_dataset(run, FLAGS.dataset, FLAGS.dataset_dir)
-    split = FLAGS.eval_split
-    tf.io.gfile.makedirs(FLAGS.eval_logdir)
-    writer = tf.summary.create_file_writer(FLAGS.eval_logdir)
-    prefixes = evaluator.follow_checkpoints(
-        FLAGS.checkpoint_dir, FLAGS.eval_interval_secs, FLAGS.max_number_of_evaluations,
-        run.get("train", {}).get("training_number_of_steps"))
-    for prefix, model, run_info in evaluator.restored_models(prefixes):
-        evaluator.check_classes(model, info, f"dataset {info.name!r}")
-        step = evaluator.checkpoint_step(prefix)
-        print(f"evaluating {prefix} (step {step}) on {info.name} {split}, scales "
-              f"{list(scales)}{', flipped' if FLAGS.add_flipped_images else ''}", flush=True)
-        dataset = evaluator.split_dataset(dataset_dir, split, info, crop, FLAGS.eval_batch_size)
-        matrix, count = evaluator.confusion_over_split(
-            model, dataset, info.num_classes, info.ignore_label, scales,
-            FLAGS.add_flipped_images, split, total=info.splits.get(split))
-        report = evaluator.metrics_report(
-            matrix, run_info.class_names or info.class_names, step=step, checkpoint=prefix,
-            dataset=info.name, eval_split=split, eval_scales=list(scales),
+    for report, path in evaluator.evaluate_run(
+            FLAGS.checkpoint_dir, FLAGS.eval_logdir, dataset=FLAGS.dataset,
+            dataset_dir=FLAGS.dataset_dir, eval_split=FLAGS.eval_split, crop_size=crop,
+            batch_size=FLAGS.eval_batch_size, scales=FLAGS.eval_scales,
             add_flipped_images=FLAGS.add_flipped_images,
-            eval_crop_size=list(crop) if crop else None, num_images=count)
-        path = files.write_json_atomically(
-            os.path.join(FLAGS.eval_logdir, evaluator.METRICS_FILE), report)
-        evaluator.write_summaries(writer, report)
-        _print_report(report)
+            interval_secs=FLAGS.eval_interval_secs,
+            max_evaluations=FLAGS.max_number_of_evaluations):
+        print(evaluator.format_report(report))
         print(f"wrote {path}", flush=True)
 
 

@@ -5,12 +5,11 @@ rebuilds the model and names the dataset it was trained on, so eval needs no
 model flags and, by default, no dataset flags either.
 """
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from deeplab_dpc import run_dir
+from deeplab_dpc import files, run_dir
 from deeplab_dpc.data import datasets
 from deeplab_dpc.data import input_pipeline as ip
 from deeplab_dpc.errors import InputError
@@ -19,7 +18,6 @@ from deeplab_dpc.predict.inference import check_scales, predict_labels
 from deeplab_dpc.progress import Progress
 
 METRICS_FILE = "metrics.json"
-_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the trainer's `step` variable
 
 
 def resolve_dataset(run_config, dataset=None, dataset_dir=None):
@@ -47,58 +45,6 @@ def check_classes(model, info, where):
     if model.num_classes != info.num_classes:
         raise InputError(f"the model predicts {model.num_classes} classes but {where} has "
                          f"{info.num_classes}")
-
-
-def checkpoint_step(prefix):
-    """The training step a checkpoint was saved at (its `step` variable, else its suffix)."""
-    try:
-        return int(tf.train.load_variable(prefix, _STEP_KEY))
-    except (tf.errors.OpError, ValueError):
-        suffix = prefix.rsplit("-", 1)[-1]
-        return int(suffix) if suffix.isdigit() else 0
-
-
-def follow_checkpoints(checkpoint_dir_or_path, interval_secs=300, max_count=0, final_step=None,
-                       log=print, sleep=time.sleep):
-    """Yields checkpoint prefixes to evaluate: a prefix itself once; for a run
-    directory its latest checkpoint, then each newer one as training saves it.
-
-    Stops after `max_count` checkpoints (0: no limit) or after the one at
-    `final_step` (the run's last). With `max_count == 1` a directory without a
-    checkpoint is an error; otherwise it is waited for (eval started before training).
-    """
-    path = os.fspath(checkpoint_dir_or_path)
-    if not tf.io.gfile.isdir(path):
-        yield path
-        return
-    last, count, waiting = None, 0, False
-    while True:
-        started = time.time()
-        prefix = tf.train.latest_checkpoint(path)
-        if prefix is None and max_count == 1:
-            raise InputError(f"no checkpoint in {path}")
-        if prefix is not None and prefix != last:
-            yield prefix
-            last, count, waiting = prefix, count + 1, False
-            if (max_count and count >= max_count) or (
-                    final_step is not None and checkpoint_step(prefix) >= final_step):
-                return
-        elif not waiting:
-            log(f"waiting for a new checkpoint in {path} (every {interval_secs} s)")
-            waiting = True
-        sleep(max(0.0, started + interval_secs - time.time()))
-
-
-def restored_models(prefixes):
-    """Yields (prefix, model, run DatasetInfo): the model is built once from the run's
-    config and its weights replaced for each later checkpoint."""
-    model = info = None
-    for prefix in prefixes:
-        if model is None:
-            model, info = run_dir.load_model(prefix)
-        else:
-            run_dir.restore(run_dir.make_checkpoint(model), prefix)
-        yield prefix, model, info
 
 
 def confusion_over_split(model, dataset, num_classes, ignore_label, scales=(1.0,),
@@ -173,3 +119,49 @@ def write_summaries(writer, report):
             if value is not None:  # absent classes have no IoU to plot
                 tf.summary.scalar(name, value, report["step"])
     writer.flush()
+
+
+def format_report(report):
+    """mIOU and per-class IoU of a metrics report, as lines for a terminal."""
+    miou = report["miou"]
+    lines = [f"step {report['step']}: mIOU {'n/a' if miou is None else f'{100 * miou:.2f}%'} "
+             f"over {report['num_images']} images of {report['eval_split']}"]
+    for name, iou in report["per_class_iou"].items():
+        lines.append(f"  {name:<20} {'absent' if iou is None else f'{100 * iou:6.2f}%'}")
+    return "\n".join(lines)
+
+
+def evaluate_run(checkpoint_dir, eval_logdir, dataset=None, dataset_dir=None,
+                 eval_split="val", crop_size=None, batch_size=1, scales=(1.0,),
+                 add_flipped_images=False, interval_secs=300, max_evaluations=0, log=None):
+    """Evaluates a run's checkpoints (see `run_dir.follow_checkpoints` for which);
+    yields (report, metrics.json path) per checkpoint. The model and, by default,
+    the dataset come from the run directory. Summaries go to `eval_logdir`, whose
+    events file is created only once the first evaluation succeeded."""
+    log = log or (lambda line: print(line, flush=True))
+    scales = check_scales(scales)
+    run = run_dir.read_deeplab_config(checkpoint_dir)
+    dataset_dir, info = resolve_dataset(run, dataset, dataset_dir)
+    writer = None
+    prefixes = run_dir.follow_checkpoints(
+        checkpoint_dir, interval_secs, max_evaluations,
+        run.get("train", {}).get("training_number_of_steps"), log=log)
+    for prefix, model, run_info in run_dir.restored_models(prefixes):
+        check_classes(model, info, f"dataset {info.name!r}")
+        step = run_dir.checkpoint_step(prefix)
+        log(f"evaluating {prefix} (step {step}) on {info.name} {eval_split}, scales "
+            f"{list(scales)}{', flipped' if add_flipped_images else ''}")
+        data = split_dataset(dataset_dir, eval_split, info, crop_size, batch_size)
+        matrix, count = confusion_over_split(
+            model, data, info.num_classes, info.ignore_label, scales, add_flipped_images,
+            eval_split, total=info.splits.get(eval_split))
+        report = metrics_report(
+            matrix, run_info.class_names or info.class_names, step=step, checkpoint=prefix,
+            dataset=info.name, eval_split=eval_split, eval_scales=list(scales),
+            add_flipped_images=add_flipped_images,
+            eval_crop_size=list(crop_size) if crop_size else None, num_images=count)
+        path = files.write_json_atomically(os.path.join(eval_logdir, METRICS_FILE), report)
+        if writer is None:
+            writer = tf.summary.create_file_writer(eval_logdir)
+        write_summaries(writer, report)
+        yield report, path

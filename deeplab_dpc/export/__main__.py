@@ -14,7 +14,8 @@ semantic, probabilities).
 """
 from absl import flags
 
-from deeplab_dpc import cli
+from deeplab_dpc import cli, files
+from deeplab_dpc.tf_import import import_tensorflow
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_path", None, "Checkpoint prefix, or a run directory (latest).")
@@ -29,10 +30,12 @@ flags.DEFINE_list("crop_size", None, "TFLite input size as height,width.")
 def main(argv):
     del argv
     cli.require(FLAGS, "checkpoint_path", "export_path")
+    files.check_output_dir(FLAGS.export_path, "export_path")
     cli.existing_path(FLAGS.checkpoint_path, "checkpoint_path")
     crop = cli.parse_size(FLAGS.crop_size, "crop_size")
     if crop and not FLAGS.tflite:
         print("note: --crop_size only sizes the TFLite model; the SavedModel takes any size")
+    import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc import run_dir
     from deeplab_dpc.export import saved_model, tflite
     from deeplab_dpc.predict.inference import check_scales
@@ -41,7 +44,7 @@ def main(argv):
     scales = check_scales(FLAGS.inference_scales)
     saved_model.check_export_path(FLAGS.export_path)
     if FLAGS.tflite:  # refused from the config alone, before any weights are read
-        run = run_dir.read_run_config(run_dir.run_dir(FLAGS.checkpoint_path))
+        run = run_dir.read_deeplab_config(FLAGS.checkpoint_path)
         tflite.check_tflite(run["model"], crop)
     model, info = run_dir.load_model(FLAGS.checkpoint_path)
     module = ServingModule(model, info, scales, FLAGS.add_flipped_images)

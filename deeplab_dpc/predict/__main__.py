@@ -5,14 +5,16 @@ r"""`python -m deeplab_dpc.predict`: segments your own images, of any size, with
     python -m deeplab_dpc.predict --saved_model_dir=exported --image_glob=... --output_dir=...
 
 For each image `name.ext` writes `name.png` (class ids, 8-bit; 16-bit past 255
-classes) and `name_color.png` (the model's colormap). Grey, palette and RGBA
-images are read as RGB; EXIF orientation is applied first, as photo viewers do.
+classes) and `name_color.png` (the model's colormap). Images are decoded as
+training decodes them (`data.images`: grey, palette, RGBA and CMYK as RGB,
+16-bit scaled to 8); EXIF orientation is applied first, as photo viewers do.
 """
 import os
 
 from absl import flags
 
-from deeplab_dpc import cli
+from deeplab_dpc import cli, files
+from deeplab_dpc.tf_import import import_tensorflow
 from deeplab_dpc.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -26,27 +28,17 @@ flags.DEFINE_bool("add_flipped_images", False,
                   "With --checkpoint_dir: also average left-right flipped inputs.")
 
 
-def read_rgb(path):
-    """uint8 [H, W, 3] of any image file PIL reads; InputError naming the file."""
-    import numpy as np
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path}: cannot read the image ({e})") from None
-
-
 def main(argv):
     del argv
     cli.require(FLAGS, "image_glob", "output_dir")
+    files.check_output_dir(FLAGS.output_dir, "output_dir")
     if bool(FLAGS.checkpoint_dir) == bool(FLAGS.saved_model_dir):
         raise InputError("give exactly one of --checkpoint_dir and --saved_model_dir")
     if FLAGS.checkpoint_dir:
         cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
-    import tensorflow as tf
+    tf = import_tensorflow()
 
+    from deeplab_dpc.data import images
     from deeplab_dpc.predict.serving import Segmenter
     from deeplab_dpc.vis import render
 
@@ -64,7 +56,7 @@ def main(argv):
         segmenter = Segmenter.from_checkpoint(FLAGS.checkpoint_dir, FLAGS.inference_scales,
                                               FLAGS.add_flipped_images)
     for i, (path, stem) in enumerate(zip(paths, stems), 1):
-        labels = segmenter.predict(read_rgb(path))
+        labels = segmenter.predict(images.read_image(path, exif_transpose=True))
         out = os.path.join(FLAGS.output_dir, stem)
         render.write_png(out + ".png", render.label_image(labels))
         render.write_png(out + "_color.png", segmenter.colorize(labels))

@@ -14,6 +14,7 @@ from deeplab_dpc.errors import InputError
 from deeplab_dpc.predict.inference import check_scales, predict_probabilities
 
 IMAGE_ERROR = "image must be a uint8 tensor of shape [height, width, 3]"
+EMPTY_ERROR = "image is empty: it needs at least one row and one column"
 
 
 class ServingModule(tf.Module):
@@ -73,6 +74,9 @@ class ServingModule(tf.Module):
         with tf.control_dependencies([rank]):
             channels = tf.debugging.assert_equal(tf.shape(image)[-1], 3, message=IMAGE_ERROR)
         with tf.control_dependencies([channels]):
+            # An empty image would otherwise fail deep inside batch norm.
+            nonempty = tf.debugging.assert_positive(tf.shape(image)[:2], message=EMPTY_ERROR)
+        with tf.control_dependencies([nonempty]):
             image = tf.identity(image)
         # Static only: `tf.ensure_shape` could fail first, with a message about shapes.
         image.set_shape([None, None, 3])
@@ -129,6 +133,8 @@ class Segmenter:
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
             raise InputError(f"{IMAGE_ERROR}, got {image.dtype} {list(image.shape)}")
+        if min(image.shape[:2]) < 1:
+            raise InputError(f"{EMPTY_ERROR}, got shape {list(image.shape)}")
         out = self._module.serve(tf.constant(image))
         labels = out["semantic"].numpy()
         return (labels, out["probabilities"].numpy()) if with_probabilities else labels

@@ -10,7 +10,9 @@ import os
 
 from absl import flags
 
-from deeplab_dpc import cli
+from deeplab_dpc import cli, files
+from deeplab_dpc.tf_import import import_tensorflow
+from deeplab_dpc.errors import InputError
 
 FLAGS = flags.FLAGS
 # Data.
@@ -78,7 +80,7 @@ def _model_options():
     cell = None
     if FLAGS.dense_prediction_cell_json:
         if FLAGS.head != "dpc":
-            raise cli.InputError("--dense_prediction_cell_json needs --head=dpc")
+            raise InputError("--dense_prediction_cell_json needs --head=dpc")
         from deeplab_dpc.spec import CellSpec
 
         cell = CellSpec.from_file(FLAGS.dense_prediction_cell_json)
@@ -97,16 +99,15 @@ def _model_options():
 def _check_dataset_dir():
     if FLAGS.dataset_dir:
         if "://" not in FLAGS.dataset_dir and not os.path.isdir(FLAGS.dataset_dir):
-            raise cli.InputError(f"--dataset_dir {FLAGS.dataset_dir}: no such directory")
+            raise InputError(f"--dataset_dir {FLAGS.dataset_dir}: no such directory")
     elif FLAGS.dataset != "synthetic":
-        raise cli.InputError(f"--dataset_dir is required for --dataset={FLAGS.dataset}")
+        raise InputError(f"--dataset_dir is required for --dataset={FLAGS.dataset}")
 
 
 def make_config(dataset_dir):
     from deeplab_dpc.train.config import TrainConfig
 
-    if not FLAGS.train_logdir:
-        raise cli.InputError("--train_logdir is required")
+    files.check_output_dir(FLAGS.train_logdir, "train_logdir")
     return TrainConfig(
         train_logdir=FLAGS.train_logdir, dataset_dir=dataset_dir, dataset=FLAGS.dataset,
         train_split=FLAGS.train_split, model=_model_options(),
@@ -138,6 +139,7 @@ def main(argv):
     del argv
     config = make_config(FLAGS.dataset_dir)  # every flag checked before TensorFlow loads
     _check_dataset_dir()
+    import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc.train import deeplab, distribute
 
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.

@@ -6,6 +6,7 @@ This module imports no TensorFlow: bad settings are refused in a second.
 """
 import dataclasses
 
+from deeplab_dpc.data.input_config import InputConfig
 from deeplab_dpc.errors import InputError
 
 LEARNING_POLICIES = ("poly", "step")
@@ -69,7 +70,19 @@ class TrainConfig:
             raise InputError(f"train_crop_size must be height,width, got {self.train_crop_size}",
                              param="train_crop_size")
         object.__setattr__(self, "train_crop_size", crop)
+        stride = dict(self.model).get("output_stride", 16)
+        if isinstance(stride, int) and min(crop) < stride + 1:
+            raise InputError(
+                f"train_crop_size {crop[0]}x{crop[1]} gives a feature map of "
+                f"{(crop[0] - 1) // stride + 1}x{(crop[1] - 1) // stride + 1} at output stride "
+                f"{stride}; a crop needs at least {stride + 1} pixels a side (a 2x2 map): on a "
+                "1x1 map the head's atrous convs and pooling see nothing and batch norm has "
+                "one value per image (such a run went from loss 0.06 to 1113 in 4 steps)",
+                param="train_crop_size")
         object.__setattr__(self, "model", dict(self.model))
+        InputConfig(crop, min_scale_factor=self.min_scale_factor,  # checks the scales
+                    max_scale_factor=self.max_scale_factor,
+                    scale_factor_step_size=self.scale_factor_step_size)
         if self.learning_policy not in LEARNING_POLICIES:
             raise InputError(f"learning_policy {self.learning_policy!r}: expected one of "
                              f"{', '.join(LEARNING_POLICIES)}", param="learning_policy")

@@ -12,6 +12,7 @@ import tensorflow as tf
 from deeplab_dpc import run_dir
 from deeplab_dpc.data import datasets
 from deeplab_dpc.data import input_pipeline as ip
+from deeplab_dpc.errors import InputError
 from deeplab_dpc.layers.ops import resize_bilinear
 from deeplab_dpc.model import DeepLab
 from deeplab_dpc.train import initial_checkpoint, loop
@@ -23,9 +24,13 @@ def build_model(config, num_classes, backbone_weights=None):
                    **{"name": "deeplab", **config.model})
 
 
+def _train_pattern(config):
+    return os.path.join(config.dataset_dir, f"{config.train_split}-*")
+
+
 def default_dataset_fn(config, dataset_info):
     """`input_context -> per-replica batches` of the training split's TFRecords."""
-    pattern = os.path.join(config.dataset_dir, f"{config.train_split}-*")
+    pattern = _train_pattern(config)
 
     def dataset_fn(input_context):
         return ip.build_dataset(
@@ -57,8 +62,9 @@ def image_summaries(colormap):
     return write_images
 
 
-def deeplab_hooks(config, dataset_info):
-    """DeepLab's `TrainHooks`: its run config, initial checkpoint and image summaries."""
+def deeplab_hooks(config, dataset_info, tfrecords=True):
+    """DeepLab's `TrainHooks`: its run config, initial checkpoint and image summaries
+    (and, when it reads `config.dataset_dir`'s TFRecords, which shard is bad)."""
 
     def initialize(model):
         if not config.tf_initial_checkpoint:
@@ -69,11 +75,24 @@ def deeplab_hooks(config, dataset_info):
         return (f"initialised from {config.tf_initial_checkpoint}"
                 + (f" except {', '.join(skipped)}" if skipped else ""))
 
+    def describe_data_error(error):
+        try:
+            bad = ip.locate_bad_record(_train_pattern(config))
+        except InputError:  # no shards at all: not what failed
+            bad = None
+        if bad is None:
+            return None
+        path, index, reason = bad
+        return (f"{path}: record {index} cannot be read ({reason}); rewrite this shard "
+                "(rerun its converter)")
+
     return loop.TrainHooks(
+        check_run_config=lambda model: run_dir.check_run_config(config.train_logdir, model),
         write_run_config=lambda model: run_dir.write_run_config(
             config.train_logdir, model, dataset_info, config.to_dict()),
         initialize=initialize,
-        write_images=image_summaries(dataset_info.colormap_array()))
+        write_images=image_summaries(dataset_info.colormap_array()),
+        describe_data_error=describe_data_error if tfrecords else None)
 
 
 def train_deeplab(config, strategy=None, dataset_fn=None, log=print):
@@ -82,9 +101,9 @@ def train_deeplab(config, strategy=None, dataset_fn=None, log=print):
     `dataset_fn` replaces the TFRecord pipeline (see `loop.train`).
     """
     info = datasets.get_dataset_info(config.dataset, config.dataset_dir)
-    fresh = loop.latest_checkpoint(config.train_logdir) is None
+    fresh = run_dir.latest_checkpoint(config.train_logdir) is None
     return loop.train(
         config, lambda: build_model(config, info.num_classes,
                                     config.backbone_weights if fresh else None),
         dataset_fn or default_dataset_fn(config, info), info.ignore_label, strategy,
-        deeplab_hooks(config, info), log)
+        deeplab_hooks(config, info, tfrecords=dataset_fn is None), log)

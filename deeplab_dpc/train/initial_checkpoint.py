@@ -35,6 +35,10 @@ def _source_model(path, model):
         except (ValueError, OSError, KeyError) as e:
             raise InputError(f"cannot load {path}: {_short(e)}") from None
         return source
+    if not tf.io.gfile.isdir(path) and not tf.io.gfile.exists(path + ".index"):
+        raise InputError(f"tf_initial_checkpoint {path} does not exist (expected a run "
+                         "directory, a checkpoint prefix, .keras or .weights.h5)",
+                         param="tf_initial_checkpoint")
     return load_model(path)[0]
 
 

@@ -34,12 +34,11 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_dpc import run_dir
+from deeplab_dpc.common import IMAGE, LABEL
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.train import distribute, losses
 from deeplab_dpc.train.config import MIXED_PRECISION
 from deeplab_dpc.train.schedules import DeepLabLearningRate
-
-IMAGE, LABEL = "image", "label"  # the keys of a training batch (input_pipeline's)
 
 
 class TrainingDivergedError(InputError):
@@ -57,20 +56,26 @@ class TrainResult:
 class TrainHooks:
     """What the loop asks of the model being trained; each hook is optional.
 
-    write_run_config(model): chief only, once model, optimizer and checkpoint
-      are built (and restored or initialised), before the first step.
+    check_run_config(model): chief only, before a checkpoint is restored: refuse a
+      run directory that holds another model (raise InputError).
+    write_run_config(model): chief only, after the first step succeeded (so a run
+      whose data, model or initial checkpoint fails leaves no config behind).
     initialize(model) -> str or None: a fresh run only (not a resumed one), inside
       the strategy scope: e.g. copy an initial checkpoint; returns a log line.
+    describe_data_error(error) -> str or None: when reading the data failed, a
+      one-line message naming the bad file (e.g. the shard), or None.
     trains_batch_norm(layer) -> bool: which BN layers follow
       `fine_tune_batch_norm` (default: all); the others are frozen (inference mode).
     write_images(model, examples, step): chief only, at each checkpoint, inside
       the summary writer; `examples` = (first image, its label) of the last step.
     """
 
+    check_run_config: Callable = None
     write_run_config: Callable = None
     initialize: Callable = None
     trains_batch_norm: Callable = None
     write_images: Callable = None
+    describe_data_error: Callable = None
 
 
 @contextlib.contextmanager
@@ -88,7 +93,7 @@ def _dtype_policy(name):
 def configure_batch_norm(model, synchronized=False, trainable=True, selects=None):
     """Sets the training behaviour of a built model's BN layers.
 
-    Both are training-time switches, not part of the network, so they are not
+    These are training-time switches, not part of the network, so they are not
     in a model's config: `synchronized` (Keras reads it at call time) makes
     BN compute batch statistics over all replicas; `trainable=False` freezes BN
     (Keras then runs it in inference mode and leaves gamma/beta untrained).
@@ -98,11 +103,6 @@ def configure_batch_norm(model, synchronized=False, trainable=True, selects=None
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = synchronized
             layer.trainable = trainable and (selects is None or bool(selects(layer)))
-
-
-def latest_checkpoint(train_logdir):
-    """The checkpoint a run in `train_logdir` resumes from, or None for a fresh run."""
-    return tf.train.latest_checkpoint(train_logdir) if tf.io.gfile.isdir(train_logdir) else None
 
 
 def _resumed_dataset_fn(dataset_fn, start_step, micro_batches):
@@ -126,8 +126,8 @@ class TrainStep:
     are {"image": [N, b, ...], "label": [N, b, ..., 1]} (N micro-batches, see the
     module docstring), applies one update to `model`, increments `step` and
     returns (cross-entropy, regularization, (first image, its label)): losses
-    summed over replicas. Callers that drive their own loop (the tests that
-    compare the proxy task with end-to-end training) use it directly.
+    summed over replicas. A caller that drives its own loop (e.g. to compare a
+    head's steps on cached features with end-to-end steps) uses it directly.
     """
 
     def __init__(self, config, model, optimizer, step, strategy, ignore_label):
@@ -163,10 +163,11 @@ class TrainStep:
         cfg, ctx = self.config, tf.distribute.get_replica_context()
         images, labels = batch[IMAGE], batch[LABEL]  # [N, b, ...]
         n = cfg.gradient_accumulation_steps
-        ratio = losses.top_k_ratio(self.step, cfg.top_k_percent_pixels,
-                                   cfg.hard_example_mining_step)
         if cfg.top_k_percent_pixels >= 1.0:
             ratio = 1.0  # static: no top-k op in the graph
+        else:
+            ratio = losses.top_k_ratio(self.step, cfg.top_k_percent_pixels,
+                                       cfg.hard_example_mining_step)
         local = tf.add_n([losses.normalizer(labels[i], self.ignore_label, ratio)
                           for i in range(n)])
         normalizer = tf.maximum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, local), 1.0)
@@ -238,8 +239,8 @@ def _build(config, strategy, model_fn, hooks, resume, chief, log):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name="loss_scale")
         optimizer.build(model.trainable_variables)
         checkpoint = run_dir.make_checkpoint(model, optimizer, step)
-        if chief and hooks.write_run_config:
-            hooks.write_run_config(model)
+        if chief and hooks.check_run_config:
+            hooks.check_run_config(model)
         if resume:
             run_dir.restore(checkpoint, resume)
             log(f"resumed from {resume} at step {int(step.numpy())}")
@@ -248,6 +249,26 @@ def _build(config, strategy, model_fn, hooks, resume, chief, log):
             if line:
                 log(line)
     return model, optimizer, step, schedule, checkpoint
+
+
+def _remove_unfinished_checkpoints(logdir):
+    """A checkpoint write killed midway leaves a `ckpt-N_temp/` folder that nothing
+    reads or removes; the chief removes them before it saves again."""
+    if tf.io.gfile.isdir(logdir):
+        for path in tf.io.gfile.glob(os.path.join(logdir, f"{run_dir.CHECKPOINT_NAME}-*_temp")):
+            tf.io.gfile.rmtree(path)
+
+
+def _raise_data_error(error, hooks):
+    """Reading the training data failed: one line naming the bad file when the hook
+    finds it; other DataLossErrors in one line too; anything else is a bug."""
+    where = hooks.describe_data_error(error) if hooks.describe_data_error else None
+    if where:
+        raise InputError(where) from None
+    if isinstance(error, tf.errors.DataLossError):
+        raise InputError(f"cannot read the training data: "
+                         f"{' '.join(error.message.split())[:200]}") from None
+    raise error
 
 
 def _write_scalars(writer, at, loss, xent, reg, lr):
@@ -286,16 +307,18 @@ def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=Train
                          "the cross-replica all-reduce of synchronized batch norm",
                          param=("jit_compile", "sync_batch_norm"))
     chief, logdir = distribute.is_chief(strategy), config.train_logdir
-    resume = latest_checkpoint(logdir)
+    resume = run_dir.latest_checkpoint(logdir)
     model, optimizer, step, schedule, checkpoint = _build(
         config, strategy, model_fn, hooks, resume, chief, log)
 
     # Only the chief's checkpoints are kept; other workers take part in saving
     # (it may need collectives) into a scratch directory they then delete.
     save_dir = logdir if chief else os.path.join(logdir, f".worker{distribute.task(strategy)[1]}")
+    if chief:
+        _remove_unfinished_checkpoints(logdir)
     manager = tf.train.CheckpointManager(checkpoint, save_dir, config.max_checkpoints_to_keep,
                                          checkpoint_name=run_dir.CHECKPOINT_NAME)
-    writer = tf.summary.create_file_writer(logdir) if chief else tf.summary.create_noop_writer()
+    writer = None  # created after the first step: a failed start leaves no events file
     start = at = int(step.numpy())
     data = _resumed_dataset_fn(dataset_fn, start, config.gradient_accumulation_steps)
     iterator = iter(strategy.distribute_datasets_from_function(data))
@@ -305,7 +328,15 @@ def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=Train
     if at >= total:
         log(f"{logdir} has already trained {at} of {total} steps")
     while at < total:
-        xent, reg, examples = train_step(iterator)
+        try:
+            xent, reg, examples = train_step(iterator)
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            _raise_data_error(e, hooks)
+        if writer is None:  # data, model and initial weights all work: record the run
+            if chief and hooks.write_run_config:
+                hooks.write_run_config(model)
+            writer = (tf.summary.create_file_writer(logdir) if chief
+                      else tf.summary.create_noop_writer())
         at, xent, reg = int(step.numpy()), float(xent), float(reg)
         _check_finite(xent + reg, at, manager)  # before any save: keep the last good one
         history.append(xent + reg)
@@ -323,5 +354,6 @@ def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=Train
                     hooks.write_images(model, first, at)
             elif not chief:
                 tf.io.gfile.rmtree(save_dir)
-    writer.flush()
+    if writer is not None:
+        writer.flush()
     return TrainResult(model, at, history)

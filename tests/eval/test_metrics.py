@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from deeplab_dpc import run_dir
 from deeplab_dpc.data import datasets
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.eval import evaluator, metrics
@@ -118,12 +119,12 @@ def test_follow_checkpoints_waits_for_new_ones_and_stops_at_the_last_step(tmp_pa
     def sleep(seconds):  # "training" saves its next checkpoint while eval sleeps
         saved.append(_fake_checkpoint(tmp_path, 6))
 
-    got = list(evaluator.follow_checkpoints(tmp_path, interval_secs=0, final_step=6,
+    got = list(run_dir.follow_checkpoints(tmp_path, interval_secs=0, final_step=6,
                                             log=lambda line: None, sleep=sleep))
     assert got == [first, saved[0]]
-    assert list(evaluator.follow_checkpoints(first, max_count=0)) == [first]
+    assert list(run_dir.follow_checkpoints(first, max_count=0)) == [first]
 
 
 def test_one_evaluation_of_a_directory_without_checkpoint_is_an_error(tmp_path):
     with pytest.raises(InputError, match="no checkpoint in"):
-        list(evaluator.follow_checkpoints(tmp_path, max_count=1))
+        list(run_dir.follow_checkpoints(tmp_path, max_count=1))

@@ -1,6 +1,6 @@
 """Scores an export the way a user without deeplab_dpc would: run as a script.
 
-    python tests/exported_model_check.py EXPORT_DIR 'DATA/val-*' NUM_CLASSES IGNORE_LABEL
+    python tests/export/exported_model_check.py EXPORT_DIR 'DATA/val-*' NUM_CLASSES IGNORE_LABEL
 
 Reads the split's TFRecords with TensorFlow alone, predicts with the SavedModel
 (plain `tf.saved_model.load`) and, when present, with the float and quantized

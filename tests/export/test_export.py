@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplab_dpc.data import datasets, synthetic
+from deeplab_dpc.data import datasets, images, synthetic
 from tests import records, run_fixtures
 from tests.cli_utils import assert_one_line_error, run_binary
 
@@ -137,7 +137,9 @@ def _check_predictions_match_the_export(run, photos):
         labels = np.asarray(Image.open(run / "predicted" / f"{name}.png"))
         colour = np.asarray(Image.open(run / "predicted" / f"{name}_color.png"))
         assert labels.shape == size and labels.dtype == np.uint8 and colour.shape == size + (3,)
-        image = np.asarray(Image.open(next((run / "photos").glob(f"{name}.*"))).convert("RGB"))
+        # Decoded as predict decodes (as training does: TensorFlow's JPEG decoder).
+        image = images.read_image(str(next((run / "photos").glob(f"{name}.*"))),
+                                  exif_transpose=True)
         np.testing.assert_array_equal(labels, segmenter.predict(image))
         np.testing.assert_array_equal(colour, segmenter.colorize(labels))
 

@@ -90,3 +90,9 @@ def test_segmenter_from_checkpoint_segments_any_size(model, tmp_path):
         assert segmenter.colorize(labels).shape == shape
     with pytest.raises(InputError, match=r"uint8 tensor of shape \[height, width, 3\]"):
         segmenter.predict(np.zeros((9, 9, 3), np.float32))
+    # An empty image: a clear message, in Python and in the traced serving function
+    # (what a SavedModel client calls), not an error deep inside batch norm.
+    with pytest.raises(InputError, match="image is empty"):
+        segmenter.predict(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image is empty"):
+        segmenter._module.serve(tf.zeros([5, 0, 3], tf.uint8))

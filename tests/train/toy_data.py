@@ -51,9 +51,10 @@ def tiny_config(logdir, dataset_dir, model=None, **overrides):
 
 def tiny_flags(logdir, dataset_dir, **overrides):
     """The binary's flags for the same tiny run, as `--name=value` strings."""
+    model = dict(TINY_MODEL)
     flags = dict(train_logdir=logdir, dataset_dir=dataset_dir, dataset="toy",
-                 model_variant="mobilenet_v2", depth_multiplier=0.25, head_filters=16,
-                 batch_norm_decay=0.9, train_crop_size="33,33", train_batch_size=2,
+                 model_variant=model.pop("backbone"), **model, train_crop_size="33,33",
+                 train_batch_size=2,
                  base_learning_rate=0.01, training_number_of_steps=6, save_interval_steps=3,
                  log_steps=1)
     flags.update(overrides)

@@ -5,11 +5,11 @@ here, so the tests call the same code. Errors name the function's parameters,
 which are the reference converters' flag names.
 """
 import glob
-import json
 import os
 
 import numpy as np
 
+from deeplab_dpc import files
 from deeplab_dpc.data import datasets
 from deeplab_dpc.data.convert.writer import Pair, write_dataset
 from deeplab_dpc.errors import InputError
@@ -182,13 +182,7 @@ def convert_ade20k(output_dir, train_image_folder=None, train_image_label_folder
 
 def load_label_map(path, num_classes, ignore_label):
     """A JSON object {source pixel value: class id} -> lookup table (unlisted -> ignore)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            mapping = json.load(f)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read label map ({e.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
+    mapping = files.read_json(path, "label map")
     if not isinstance(mapping, dict) or not mapping:
         raise InputError(f"{path}: expected a JSON object {{pixel value: class id}}")
     table = np.full(65536, ignore_label, dtype=np.uint8)
@@ -227,6 +221,9 @@ def convert_folder(image_folder, semantic_segmentation_folder, output_dir, num_c
                                 ignore_label=ignore_label, class_names=tuple(class_names or ()))
     table = load_label_map(label_map, num_classes, ignore_label) if label_map else None
     images = _by_stem(_require_dir(image_folder, "image_folder"), IMAGE_EXTENSIONS)
+    if not images:
+        raise InputError(f"{image_folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in "
+                         "image_folder", param="image_folder")
     label_dir = _require_dir(semantic_segmentation_folder, "semantic_segmentation_folder")
     labels = _by_stem(label_dir, LABEL_EXTENSIONS)
     if list_folder:

@@ -26,8 +26,9 @@ import numpy as np
 from PIL import Image
 
 from deeplab_dpc import common, files
-from deeplab_dpc.data import datasets
+from deeplab_dpc.data import datasets, images
 from deeplab_dpc.errors import InputError
+from deeplab_dpc.tf_import import import_tensorflow
 from deeplab_dpc.progress import Progress
 
 # PIL modes holding one value per pixel ("P": palette indices, which ARE the class ids).
@@ -48,34 +49,14 @@ class Pair:
 # ----------------------------------------------------------------------------- reading
 
 
-def _open(path, what, data=None, full=False):
-    """(format, (width, height), mode, pixels). `full` decodes every pixel, the only
-    way to see a truncated file, and checks a PNG's closing IEND chunk, as PIL decodes a
-    PNG cut inside its last chunk without complaint (else: header only, pixels None)."""
-    if data is None and not os.path.isfile(path):
-        raise InputError(f"{path}: missing {what}")
-    try:
-        if full and data is None:
-            with open(path, "rb") as f:
-                data = f.read()
-        with Image.open(io.BytesIO(data) if data is not None else path) as im:
-            pixels = np.asarray(im) if full else None
-            fmt, size, mode = im.format, im.size, im.mode
-    except Exception as e:  # noqa: BLE001 - any decoder failure means a bad user file
-        raise InputError(f"{path}: cannot decode {what} ({e})") from None
-    if full and fmt == "PNG" and b"IEND" not in data[-1024:]:
-        raise InputError(f"{path}: cannot decode {what} (truncated: no IEND chunk)")
-    return fmt, size, mode, pixels
-
-
 def check_pair(pair, rgb_hint=""):
     """The cheap, header-only checks (step 1 of the module docstring)."""
-    fmt, size, _, _ = _open(pair.image, "image")
+    fmt, size, _, _ = images.open_file(pair.image, "image")
     if fmt not in _FORMATS:
         raise InputError(f"{pair.image}: image is {fmt}, not PNG or JPEG")
     if not os.path.isfile(pair.label):
         raise InputError(f"{pair.label}: missing label for image {pair.image}")
-    _, label_size, mode, _ = _open(pair.label, "label")
+    _, label_size, mode, _ = images.open_file(pair.label, "label")
     if mode not in _SINGLE_CHANNEL_MODES:
         hint = f"; {rgb_hint}" if rgb_hint else ""
         raise InputError(
@@ -89,7 +70,7 @@ def check_pair(pair, rgb_hint=""):
 
 def _class_ids(pair, info):
     """The label as a uint8 array of class ids, decoded fully and range-checked."""
-    ids = _open(pair.label, "label", full=True)[3].astype(np.int64)
+    ids = images.read_label(pair.label).astype(np.int64)
     if pair.table is not None:
         inside = (ids >= 0) & (ids < len(pair.table))
         ids = np.where(inside, pair.table[np.clip(ids, 0, len(pair.table) - 1)],
@@ -133,7 +114,7 @@ def make_example(tf, pair, info):
     """The Example of a pair; the image bytes are the source file's."""
     with open(pair.image, "rb") as f:
         data = f.read()
-    fmt, (width, height), _, _ = _open(pair.image, "image", data=data)  # decoded in validate
+    fmt, (width, height), _, _ = images.open_file(pair.image, "image", data=data)  # decoded in validate
     return encode_example(tf, pair.name, data, _FORMATS[fmt], height, width,
                           _png(_class_ids(pair, info)))
 
@@ -161,13 +142,13 @@ def _run(fn, items, num_workers, stop):
 
 def validate(pair, info, progress):
     """Step 2 of the module docstring: full decode of image and label, class id range."""
-    _open(pair.image, "image", full=True)
+    images.open_file(pair.image, "image", full=True)
     _class_ids(pair, info)
     progress.update()
 
 
-def _write_shard(tf, path, pairs, info, stop, progress):
-    with tf.io.TFRecordWriter(files.temp_path(path)) as writer:
+def _write_shard(tf, path, temp, pairs, info, stop, progress):
+    with tf.io.TFRecordWriter(temp) as writer:
         for pair in pairs:
             if stop.is_set():
                 return
@@ -191,8 +172,7 @@ def write_dataset(info, splits, output_dir, num_shards, num_workers=0, rgb_hint=
     Returns `{split: examples written}`. `num_workers=0`: one thread per CPU core
     (threads suffice: PIL decoding, zlib and the record writer release the GIL).
     """
-    if not output_dir:
-        raise InputError("output_dir is required", param="output_dir")
+    files.check_output_dir(output_dir, "output_dir")
     if num_shards < 1:
         raise InputError(f"num_shards must be >= 1, got {num_shards}", param="num_shards")
     for split, pairs in splits.items():
@@ -205,29 +185,35 @@ def write_dataset(info, splits, output_dir, num_shards, num_workers=0, rgb_hint=
         _run(lambda pair: validate(pair, info, bar), everything, num_workers,
              threading.Event())
 
-    import tensorflow as tf  # late: every check above answers without it
+    tf = import_tensorflow()  # late: every check above answers without it
 
-    tf.io.gfile.makedirs(output_dir)
+    files.makedirs(output_dir)
+    files.remove_stale_temporaries(output_dir, _is_ours)
     jobs = [job for split, pairs in splits.items()
             for job in _shards(output_dir, split, pairs, num_shards)]
-    bar, stop = Progress(len(everything), "writing", enabled=progress), threading.Event()
-    try:
-        _run(lambda job: _write_shard(tf, *job, info, stop, bar), jobs, num_workers, stop)
-        for path, _ in jobs:
-            tf.io.gfile.rename(files.temp_path(path), path, overwrite=True)
-    except BaseException:
-        for path, _ in jobs:
-            if tf.io.gfile.exists(files.temp_path(path)):
-                tf.io.gfile.remove(files.temp_path(path))
-        raise
-    finally:
-        bar.close()
+    stop = threading.Event()
+    with Progress(len(everything), "writing", enabled=progress) as bar, \
+            files.atomic_paths([path for path, _ in jobs]) as temps:
+        _run(lambda job: _write_shard(tf, *job, info, stop, bar),
+             [(path, temp, pairs) for (path, pairs), temp in zip(jobs, temps)],
+             num_workers, stop)
     counts = {split: len(pairs) for split, pairs in splits.items()}
     _remove_stale_shards(tf, output_dir, counts, {path for path, _ in jobs})
-    _write_info(output_dir, info, counts)
+    shards = {split: sorted(os.path.basename(path) for path, _ in jobs
+                            if os.path.basename(path).startswith(f"{split}-"))
+              for split in splits}
+    _write_info(output_dir, info, counts, shards)
     print(f"wrote {', '.join(f'{s}: {n}' for s, n in counts.items())} examples "
           f"to {output_dir}", flush=True)
     return counts
+
+
+_SHARD_NAME = re.compile(r".+-\d{5}-of-\d{5}\.tfrecord")
+
+
+def _is_ours(name):
+    """Names this writer writes: shards and dataset_info.json."""
+    return name == common.DATASET_INFO_FILE or bool(_SHARD_NAME.fullmatch(name))
 
 
 def _remove_stale_shards(tf, output_dir, splits, written):
@@ -239,12 +225,16 @@ def _remove_stale_shards(tf, output_dir, splits, written):
                 tf.io.gfile.remove(path)
 
 
-def _write_info(output_dir, info, counts):
-    """Keeps the sizes of splits converted earlier into the same folder (same dataset)."""
+def _write_info(output_dir, info, counts, shards):
+    """Writes dataset_info.json last: it is the manifest (the shards of every split),
+    and keeps the splits converted earlier into the same folder (same dataset)."""
     try:
         old = datasets.read_dataset_info(output_dir)
     except InputError:  # our own file, corrupt: rewrite it
         old = None
-    sizes = dict(old.splits) if old is not None and old.name == info.name else {}
+    same = old is not None and old.name == info.name
+    sizes, listed = (dict(old.splits), dict(old.shards)) if same else ({}, {})
     sizes.update(counts)
-    datasets.write_dataset_info(output_dir, dataclasses.replace(info, splits=sizes))
+    listed.update(shards)
+    datasets.write_dataset_info(output_dir, dataclasses.replace(info, splits=sizes,
+                                                                shards=listed))
