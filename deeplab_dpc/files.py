@@ -145,9 +145,10 @@ def remove_stale_temporaries(folder, matches=lambda target: True):
     return removed
 
 
-def die_with_parent():
+def die_with_parent(parent_pid=None):
     """Makes this (pool worker) process die when its parent does, even by SIGKILL, so
-    a killed job leaves no orphan writing into its folder (Linux; elsewhere a no-op)."""
+    a killed job leaves no orphan writing into its folder (Linux; elsewhere a no-op).
+    `parent_pid`: the parent's pid, to catch a parent that died before this ran."""
     import ctypes
     import signal
     import sys
@@ -155,6 +156,8 @@ def die_with_parent():
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
 
 
 # --------------------------------------------------------------------- checking outputs
@@ -209,14 +212,14 @@ def _depth(value):
     return deepest
 
 
-def parse_json(text, where, max_depth=MAX_JSON_DEPTH):
+def parse_json(text, where, max_depth=MAX_JSON_DEPTH, max_bytes=MAX_JSON_BYTES):
     """Parsed JSON, or InputError naming `where` (a file, a field) for malformed, too
     large or too deeply nested JSON."""
     from deeplab_dpc.errors import InputError
 
-    if len(text) > MAX_JSON_BYTES:
-        raise InputError(f"{where}: {len(text)} bytes of JSON, more than the "
-                         f"{MAX_JSON_BYTES} allowed")
+    if len(text) > max_bytes:
+        raise InputError(f"{where}: {len(text)} characters of JSON, more than the "
+                         f"{max_bytes} allowed")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
@@ -228,29 +231,34 @@ def parse_json(text, where, max_depth=MAX_JSON_DEPTH):
     return value
 
 
-def read_json(path, what="JSON file"):
+def read_json(path, what="JSON file", max_bytes=MAX_JSON_BYTES):
     """Parsed JSON of a file (local or gfile), bounded as `parse_json`; InputError
     naming the file when it is missing, unreadable, too large or malformed."""
     from deeplab_dpc.errors import InputError
 
     path = os.fspath(path)
+    remote = _remote(path)
+    errors = (OSError, _gfile_errors()) if remote else OSError
     try:
-        if _remote(path):
-            gfile = _gfile()
-            if gfile.stat(path).length > MAX_JSON_BYTES:
-                raise InputError(f"{path}: larger than the {MAX_JSON_BYTES} bytes a {what} "
-                                 "may have")
-            with gfile.GFile(path, "rb") as f:
+        size = _gfile().stat(path).length if remote else os.path.getsize(path)
+        if size > max_bytes:
+            raise InputError(f"{path}: larger than the {max_bytes} bytes a {what} may have")
+        if remote:
+            with _gfile().GFile(path, "rb") as f:
                 data = f.read()
         else:
-            if os.path.getsize(path) > MAX_JSON_BYTES:
-                raise InputError(f"{path}: larger than the {MAX_JSON_BYTES} bytes a {what} "
-                                 "may have")
             with open(path, "rb") as f:
                 data = f.read()
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: {what} is not UTF-8 text ({e})") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read {what} ({e.strerror or e})") from None
-    return parse_json(text, path)
+    except errors as e:
+        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or e
+        raise InputError(f"{path}: cannot read {what} ({reason})") from None
+    return parse_json(text, path, max_bytes=max_bytes)
+
+
+def _gfile_errors():
+    from deeplab_dpc.tf_import import import_tensorflow
+
+    return import_tensorflow().errors.OpError

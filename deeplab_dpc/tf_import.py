@@ -5,70 +5,82 @@ without a GPU TensorFlow 2.21 first prints several lines (absl's pre-init notice
 CUDA probing, `failed call to cuInit`) that TF_CPP_MIN_LOG_LEVEL does not hide.
 Binaries and the library's late imports call `import_tensorflow()` instead of
 `import tensorflow`.
+
+The filter is a separate process reading a pipe: it outlives a crash of ours (so
+an abort message during the import still reaches the user) and needs no GIL (so
+a flood of C++ output cannot block on a full pipe).
 """
-import contextlib
+import json
 import os
-import re
+import subprocess
 import sys
 import threading
 
-
 # What TensorFlow's C++ runtime prints on stderr while it starts on a machine without
 # a GPU, whatever TF_CPP_MIN_LOG_LEVEL says (absl's logging is not yet initialised).
-# Only these are dropped; every other line passes, so a real crash is never hidden.
-STARTUP_LINES = tuple(re.compile(p) for p in (
+# Only these are dropped; every other line passes, so a real failure is never hidden
+# (a cuInit error other than "no device here" stays visible).
+STARTUP_LINES = (
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
     r"STDERR",
-    r"[IWE]\d{4} [\d:.]+\s+\d+ (cudart_stub|cuda_platform|cuda_diagnostics|cuda_executor|"
-    r"cpu_feature_guard|cuda_dnn|cuda_fft|cuda_blas|port)\.cc:\d+\] .*",
+    r"I\d{4} [\d:.]+\s+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your "
+    r"machine, GPU will not be used\.",
+    r"E\d{4} [\d:.]+\s+\d+ cuda_platform\.cc:\d+\] failed call to cuInit: .*"
+    r"(UNKNOWN ERROR \(303\)|CUDA_ERROR_NO_DEVICE|CUDA_ERROR_NOT_FOUND).*",
+    r"I\d{4} [\d:.]+\s+\d+ cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized "
+    r"to use available CPU instructions .*",
     r"To enable the following instructions: .* rebuild TensorFlow with the appropriate "
     r"compiler flags\.",
-    r"This TensorFlow binary is optimized to use available CPU instructions .*",
-))
+)
+
+# The filter process: stdin -> stdout (the real stderr), known lines dropped.
+_FILTER = """
+import re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+patterns = [re.compile(p) for p in {patterns}]
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    text = line.decode("utf-8", "replace").rstrip("\\r\\n")
+    if not any(p.fullmatch(text) for p in patterns):
+        out.write(line)
+        out.flush()
+"""
 
 
 def is_startup_line(line):
     """Whether `line` (without its newline) is one of TensorFlow's known start-up lines."""
-    return any(p.fullmatch(line) for p in STARTUP_LINES)
+    import re
+
+    return any(re.fullmatch(p, line) for p in STARTUP_LINES)
 
 
-@contextlib.contextmanager
-def _filtered_stderr():
-    """File descriptor 2 through a pipe that drops `STARTUP_LINES` (C++ writes to the
-    descriptor itself, past Python's sys.stderr)."""
-    sys.stderr.flush()
-    real = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump():
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                if not is_startup_line(line.decode("utf-8", "replace").rstrip("\r\n")):
-                    os.write(real, line)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(real, 2)  # closes the pipe's last write end: the pump drains and ends
-        thread.join(timeout=10)
-        os.close(real)
-
-
-_started = []
+_lock = threading.Lock()
+_module = []
 
 
 def import_tensorflow():
     """Imports TensorFlow and initialises its devices (where CUDA is probed) with the
     known start-up lines filtered out of stderr; returns the module."""
-    if not _started:
-        with _filtered_stderr():
-            import tensorflow as tf
+    with _lock:
+        if not _module:
+            sys.stderr.flush()
+            real = os.dup(2)
+            filter_process = subprocess.Popen(
+                [sys.executable, "-S", "-c", _FILTER.format(patterns=json.dumps(STARTUP_LINES))],
+                stdin=subprocess.PIPE, stdout=real, stderr=real, close_fds=True)
+            os.dup2(filter_process.stdin.fileno(), 2)
+            try:
+                import tensorflow as tf
 
-            tf.config.list_physical_devices()
-        _started.append(tf)
-    return _started[0]
+                tf.config.list_physical_devices()
+            finally:
+                sys.stderr.flush()
+                os.dup2(real, 2)  # the pipe's last write end closes: the filter drains, ends
+                filter_process.stdin.close()
+                os.close(real)
+                try:
+                    filter_process.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # a stalled reader of our stderr
+                    pass
+            _module.append(tf)
+        return _module[0]

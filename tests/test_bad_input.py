@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from deeplab_dpc.data import datasets
-from tests import run_fixtures
+from tests import records, run_fixtures
 from tests.cli_utils import assert_one_line_error, run_binary
 from tests.train import toy_data
 
@@ -31,6 +31,17 @@ def world(tmp_path_factory):
     with open(shard, "rb+") as f:
         f.truncate(os.path.getsize(shard) - 100)
     w["truncated"], w["truncated_shard"] = truncated, shard
+    corrupt = toy_data.write_toy_dataset(root / "corrupt")  # records whose image is junk
+    example = records.encode(np.zeros((48, 48, 3), np.uint8), np.zeros((48, 48), np.uint8), "x")
+    example.features.feature["image/encoded"].bytes_list.value[0] = b"\x89PNG junk"
+    w["corrupt"] = corrupt
+    w["corrupt_shard"] = os.path.join(corrupt, "train-00000-of-00002.tfrecord")
+    import tensorflow as tf
+
+    for shard in range(2):  # both shards: the very first batch fails
+        path = os.path.join(corrupt, f"train-0000{shard}-of-00002.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            writer.write(example.SerializeToString())
     for name in ("images", "labels", "empty"):
         (root / name).mkdir()
         w[name] = root / name
@@ -87,6 +98,21 @@ CASES = [
     ("label_map_nested_deep", [FOLDER, *FOLDER_ARGS, "--label_map={root}/deep.json",
                                "--output_dir={root}/out_map"], "{root}/out_map",
      ["{root}/deep.json", "nested"]),
+    ("cityscapes_missing_root", ["tfrecords_tools.build_cityscapes_data",
+                                 "--cityscapes_root={root}/nowhere", "--output_dir={root}/o1"],
+     "{root}/o1", ["{root}/nowhere", "--cityscapes_root"]),
+    ("voc_missing_images", ["tfrecords_tools.build_voc2012_data", "--image_folder={root}/nowhere",
+                            "--semantic_segmentation_folder={labels}", "--list_folder={root}",
+                            "--output_dir={root}/o2"], "{root}/o2",
+     ["{root}/nowhere", "--image_folder"]),
+    ("person_part_missing_labels",
+     ["tfrecords_tools.build_person_part_data", "--image_folder={images}",
+      "--semantic_segmentation_folder={root}/nowhere", "--list_folder={root}",
+      "--output_dir={root}/o3"], "{root}/o3",
+     ["{root}/nowhere", "--semantic_segmentation_folder"]),
+    ("ade20k_missing_root", ["tfrecords_tools.build_ade20k_data",
+                             "--ade20k_root={root}/nowhere", "--output_dir={root}/o4"],
+     "{root}/o4", ["{root}/nowhere", "--ade20k_root"]),
     ("synthetic_output_under_a_file",
      ["tfrecords_tools.build_synthetic_data", "--output_dir={file}/syn"], "{file}",
      ["--output_dir"]),
@@ -107,6 +133,9 @@ CASES = [
     ("train_truncated_shard", [*TRAIN, "--dataset_dir={truncated}",
                                "--train_logdir={root}/run_truncated"], "{root}/run_truncated",
      ["{truncated_shard}", "record", "rerun its converter"]),
+    ("train_corrupt_image", [*TRAIN, "--dataset_dir={corrupt}",
+                             "--train_logdir={root}/run_corrupt"], "{root}/run_corrupt",
+     ["{corrupt_shard}", "record 0", "image"]),
     ("eval_logdir_is_a_file", ["deeplab_dpc.eval", "--checkpoint_dir={root}/run",
                                "--eval_logdir={file}"], "{file}", ["--eval_logdir"]),
     ("eval_config_field_type", ["deeplab_dpc.eval", "--checkpoint_dir={root}/run_three",

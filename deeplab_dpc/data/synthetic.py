@@ -338,7 +338,7 @@ def write_dataset(output_dir, config=SyntheticConfig(), num_workers=0, progress=
     # spawn, not fork: the caller may already run TensorFlow threads.
     with concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=files.die_with_parent) as pool:
+            initializer=files.die_with_parent, initargs=(os.getpid(),)) as pool:
         with Progress(len(jobs), "synthetic scenes", unit="scenes", enabled=progress) as bar:
             for _ in pool.map(_write_scene, jobs, chunksize=4):
                 bar.update()

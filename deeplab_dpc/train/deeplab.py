@@ -76,9 +76,14 @@ def deeplab_hooks(config, dataset_info, tfrecords=True):
                 + (f" except {', '.join(skipped)}" if skipped else ""))
 
     def describe_data_error(error):
+        # Only errors of the input pipeline send us scanning the shards; a model's
+        # InvalidArgumentError (a bug) is re-raised at once.
+        if not isinstance(error, tf.errors.DataLossError) and \
+                "IteratorGetNext" not in error.message:
+            return None
         try:
             bad = ip.locate_bad_record(_train_pattern(config))
-        except InputError:  # no shards at all: not what failed
+        except (InputError, tf.errors.OpError):  # no shards at all, or unreadable
             bad = None
         if bad is None:
             return None

@@ -124,16 +124,15 @@ def runs(tmp_path_factory):
     return root, single, {name: dict(np.load(root / f"{name}.npz")) for name in names}
 
 
+# One test for both strategies: pytest -n 2 may hand two tests of this module to two
+# workers, and each would then run the (minutes-long) fixture.
 @pytest.mark.slow
-def test_two_mirrored_replicas_match_one_device(runs):
-    _, single, results = runs
+def test_mirrored_replicas_and_workers_match_one_device(runs):
+    root, single, results = runs
+    # Two mirrored replicas on one machine.
     assert results["mirrored"]["losses"].shape == (distributed_run.STEPS,)
     _assert_same(results["mirrored"], single)
-
-
-@pytest.mark.slow
-def test_two_workers_match_one_process(runs):
-    root, single, results = runs
+    # Two MultiWorkerMirrored workers.
     _assert_same(results["worker0"], results["worker1"])
     _assert_same(results["worker0"], single)
     # Only the chief keeps checkpoints; the other worker's scratch copy is gone.

@@ -182,7 +182,8 @@ def convert_ade20k(output_dir, train_image_folder=None, train_image_label_folder
 
 def load_label_map(path, num_classes, ignore_label):
     """A JSON object {source pixel value: class id} -> lookup table (unlisted -> ignore)."""
-    mapping = files.read_json(path, "label map")
+    # A full 16-bit map with indentation is about 1 MiB: allow four.
+    mapping = files.read_json(path, "label map", max_bytes=4 * files.MAX_JSON_BYTES)
     if not isinstance(mapping, dict) or not mapping:
         raise InputError(f"{path}: expected a JSON object {{pixel value: class id}}")
     table = np.full(65536, ignore_label, dtype=np.uint8)

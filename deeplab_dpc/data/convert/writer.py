@@ -198,11 +198,12 @@ def write_dataset(info, splits, output_dir, num_shards, num_workers=0, rgb_hint=
              [(path, temp, pairs) for (path, pairs), temp in zip(jobs, temps)],
              num_workers, stop)
     counts = {split: len(pairs) for split, pairs in splits.items()}
-    _remove_stale_shards(tf, output_dir, counts, {path for path, _ in jobs})
     shards = {split: sorted(os.path.basename(path) for path, _ in jobs
                             if os.path.basename(path).startswith(f"{split}-"))
               for split in splits}
+    # The new manifest first: a reader that trusts it never looks for a removed shard.
     _write_info(output_dir, info, counts, shards)
+    _remove_stale_shards(tf, output_dir, counts, {path for path, _ in jobs})
     print(f"wrote {', '.join(f'{s}: {n}' for s, n in counts.items())} examples "
           f"to {output_dir}", flush=True)
     return counts
