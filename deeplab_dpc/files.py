@@ -183,18 +183,6 @@ def check_output_dir(path, param):
     return path
 
 
-def check_output_file(path, param):
-    """As `check_output_dir`, for a file to be written (its folder must be writable)."""
-    from deeplab_dpc.errors import InputError
-
-    path = os.fspath(path)
-    if not _remote(path) and os.path.isdir(path):
-        raise InputError(f"{param} {path} is a folder, not a file", param=param)
-    check_output_dir(os.path.dirname(os.path.abspath(path)) if not _remote(path)
-                     else path, param)
-    return path
-
-
 # ------------------------------------------------------------------------- reading JSON
 MAX_JSON_BYTES = 1 << 20  # a cell, a label map or a run config is kilobytes
 MAX_JSON_DEPTH = 32  # the deepest we write is 4 (a run config's cell)

@@ -47,11 +47,12 @@ for line in sys.stdin.buffer:
 """
 
 
-def is_startup_line(line):
-    """Whether `line` (without its newline) is one of TensorFlow's known start-up lines."""
-    import re
-
-    return any(re.fullmatch(p, line) for p in STARTUP_LINES)
+def start_filter(stdout):
+    """The filter process: lines written to its stdin reach `stdout` (a descriptor)
+    unless they are known start-up lines."""
+    return subprocess.Popen(
+        [sys.executable, "-S", "-c", _FILTER.format(patterns=json.dumps(STARTUP_LINES))],
+        stdin=subprocess.PIPE, stdout=stdout, stderr=stdout, close_fds=True)
 
 
 _lock = threading.Lock()
@@ -65,9 +66,7 @@ def import_tensorflow():
         if not _module:
             sys.stderr.flush()
             real = os.dup(2)
-            filter_process = subprocess.Popen(
-                [sys.executable, "-S", "-c", _FILTER.format(patterns=json.dumps(STARTUP_LINES))],
-                stdin=subprocess.PIPE, stdout=real, stderr=real, close_fds=True)
+            filter_process = start_filter(stdout=real)
             os.dup2(filter_process.stdin.fileno(), 2)
             try:
                 import tensorflow as tf
