@@ -10,8 +10,9 @@ import keras
 from deeplab_dpc import backbones
 from deeplab_dpc import common
 from deeplab_dpc.errors import InputError
-from deeplab_dpc.layers import ASPP, Decoder, DensePredictionCell
+from deeplab_dpc.layers import Decoder
 from deeplab_dpc.layers.dpc import as_cell_spec
+from deeplab_dpc.layers.heads import HEAD_NAMES, build_head, build_logits
 
 HEADS = ("dpc", "aspp")
 
@@ -56,26 +57,14 @@ class DeepLab(keras.Model):
             backbone, output_stride=output_stride, depth_multiplier=depth_multiplier,
             weights=backbone_weights, **shared)
         endpoints = net(x)
-        if head == "dpc":
-            head_layer = DensePredictionCell(
-                cell, filters=head_filters, output_stride=output_stride,
-                image_pooling_crop_size=image_pooling_crop_size,
-                dropout_rate=dropout_rate, name="dense_prediction_cell", **shared)
-        else:
-            head_layer = ASPP(
-                head_filters, atrous_rates, separable=aspp_with_separable_conv,
-                image_pooling=add_image_level_feature,
-                image_pooling_crop_size=image_pooling_crop_size,
-                output_stride=output_stride, dropout_rate=dropout_rate, name="aspp",
-                **shared)
+        head_layer = build_head(
+            head, cell, atrous_rates, aspp_with_separable_conv, add_image_level_feature,
+            image_pooling_crop_size, output_stride, head_filters, dropout_rate, **shared)
         features = head_layer(endpoints["features"])
         if decoder_output_stride:
             features = Decoder(head_filters, name="decoder", **shared)(
                 [features, endpoints["low_level"]])
-        logits = keras.layers.Conv2D(
-            num_classes, 1, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
-            kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
-            name="logits")(features)
+        logits = build_logits(num_classes, weight_decay)(features)
         super().__init__(inputs=images, outputs=logits, **kwargs)
 
         self.num_classes = num_classes
@@ -102,7 +91,7 @@ class DeepLab(keras.Model):
 
     @property
     def head_layer(self):
-        return self.get_layer("dense_prediction_cell" if self.head == "dpc" else "aspp")
+        return self.get_layer(HEAD_NAMES[self.head])
 
     def get_config(self):
         return {

@@ -11,8 +11,15 @@ import threading
 import time
 
 # Test hook: `DEEPLAB_DPC_KILL_AFTER="writing:3"` SIGKILLs the process when the
-# progress named "writing" reaches 3, so tests can kill a writer at a chosen moment.
-_KILL_AFTER = os.environ.get("DEEPLAB_DPC_KILL_AFTER", "")
+# progress named "writing" reaches 3 (or any other `kill_point` its count), so tests
+# can kill a job at a chosen moment. Read at each call: a search's workers inherit it.
+
+
+def kill_point(name, count):
+    """SIGKILLs this process if the test hook names `name:count`."""
+    if os.environ.get("DEEPLAB_DPC_KILL_AFTER", "") == f"{name}:{count}":
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Progress:
@@ -43,9 +50,7 @@ class Progress:
     def update(self, n=1):
         with self._lock:
             self.done += n
-            if _KILL_AFTER and _KILL_AFTER == f"{self.desc}:{self.done}":
-                sys.stdout.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
+            kill_point(self.desc, self.done)
             if self._bar is not None:
                 self._bar.update(n)
             elif self._enabled and (self.done // self._every > self._last_line // self._every

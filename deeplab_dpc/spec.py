@@ -409,3 +409,20 @@ def mutate(spec: CellSpec, rng) -> CellSpec:
         candidate = CellSpec(tuple(branches))
         if candidate.canonical_key() != key:
             return candidate
+
+
+def num_networks(num_branches: int) -> int:
+    """How many different networks (canonical keys) B branches build.
+
+    A cell is a forest of B nodes hung from F, each node one of the 81 ops, children
+    unordered. With t(n) trees and f(n) forests of n nodes: t(n) = 81 f(n - 1), and
+    f is the Euler transform of t (multisets of trees): n f(n) = sum_{k=1..n} c(k)
+    f(n - k), c(k) = sum_{d | k} d t(d). B = 1: 81; B = 2: 81 * 82 / 2 + 81^2 = 9882.
+    """
+    b = _check_num_branches(num_branches)
+    trees, forests = [0] * (b + 1), [1] + [0] * b
+    for n in range(1, b + 1):
+        trees[n] = len(OPS) * forests[n - 1]
+        c = [sum(d * trees[d] for d in range(1, k + 1) if k % d == 0) for k in range(n + 1)]
+        forests[n] = sum(c[k] * forests[n - k] for k in range(1, n + 1)) // n
+    return forests[b]

@@ -64,6 +64,16 @@ def world(tmp_path_factory):
             config = json.loads(path.read_text())
             edit(config)
             path.write_text(json.dumps(config))
+    from deeplab_dpc.search.study import Study
+    from tests.search import caches
+
+    w["cache"] = caches.write_context_cache(str(root / "context"), num_train=2, num_minival=2)
+    w["garbage_study"] = root / "garbage.sqlite"
+    w["garbage_study"].write_bytes(b"not SQLite " * 200)
+    w["other_study"] = root / "other.sqlite"
+    other = Study(w["other_study"], create=True)
+    other.bind({"cache_content_hash": "another cache", "proxy": {}, "sampler": {}})
+    other.close()
     return w
 
 
@@ -84,6 +94,9 @@ FOLDER_ARGS = ["--image_folder={images}", "--semantic_segmentation_folder={label
 TRAIN = ["deeplab_dpc.train", "--dataset=toy", "--dataset_dir={toy}", "--model_variant=mobilenet_v2",
          "--depth_multiplier=0.25", "--head_filters=16", "--train_crop_size=33,33",
          "--train_batch_size=2", "--training_number_of_steps=20", "--batch_norm_decay=0.9"]
+
+CACHE = "deeplab_dpc.cache_features"
+SEARCH = "deeplab_dpc.search"
 
 # (id, binary and arguments, the location that must not change, words the line must hold)
 CASES = [
@@ -164,6 +177,47 @@ CASES = [
                              "--dense_prediction_cell_json={root}/wide_cell.json"],
      "{root}/wide_cell.json", ["{root}/wide_cell.json", "at most 16"]),
     ("stray_argument", ["deeplab_dpc.eval", "stray"], "{root}/run", ["unexpected arguments"]),
+    ("cache_dir_missing", [CACHE, "--model_variant=mobilenet_v2"], "{root}/run",
+     ["--feature_cache_dir", "required"]),
+    ("cache_no_backbone", [CACHE, "--feature_cache_dir={root}/cache_a"], "{root}/cache_a",
+     ["--checkpoint_dir", "--model_variant"]),
+    ("cache_two_backbones", [CACHE, "--feature_cache_dir={root}/cache_b",
+                             "--checkpoint_dir={root}/run", "--model_variant=mobilenet_v2"],
+     "{root}/cache_b", ["--checkpoint_dir", "--model_variant"]),
+    ("cache_missing_checkpoint", [CACHE, "--feature_cache_dir={root}/cache_c",
+                                  "--checkpoint_dir={root}/nowhere"], "{root}/cache_c",
+     ["--checkpoint_dir", "{root}/nowhere", "does not exist"]),
+    ("cache_scale_zero", [CACHE, "--feature_cache_dir={root}/cache_d",
+                          "--checkpoint_dir={root}/run", "--image_scale=0"], "{root}/cache_d",
+     ["--image_scale", "> 0"]),
+    ("cache_negative_holdout", [CACHE, "--feature_cache_dir={root}/cache_e",
+                                "--checkpoint_dir={root}/run", "--holdout_from_train=-1"],
+     "{root}/cache_e", ["--holdout_from_train", ">= 0"]),
+    ("cache_dir_is_a_file", [CACHE, "--feature_cache_dir={file}", "--checkpoint_dir={root}/run"],
+     "{file}", ["--feature_cache_dir", "{file}", "is a file"]),
+    ("cache_holdout_too_large", [CACHE, "--feature_cache_dir={root}/cache_f",
+                                 "--checkpoint_dir={root}/run", "--holdout_from_train=8"],
+     "{root}/cache_f", ["--holdout_from_train", "8", "leaves no training image"]),
+    ("search_study_malformed", [SEARCH, "--study={garbage_study}", "--feature_cache_dir={cache}"],
+     "{garbage_study}", ["--study", "{garbage_study}", "not an SQLite file"]),
+    ("search_study_other_settings", [SEARCH, "--study={other_study}",
+                                     "--feature_cache_dir={cache}"], "{other_study}",
+     ["--study", "other settings", "differs in cache_content_hash"]),
+    ("search_not_a_cache", [SEARCH, "--study={root}/s1.sqlite", "--feature_cache_dir={empty}"],
+     "{root}/s1.sqlite", ["--feature_cache_dir", "{empty}", "is not a feature cache"]),
+    ("search_study_unwritable", [SEARCH, "--study={file}/s.sqlite", "--feature_cache_dir={cache}"],
+     "{file}", ["--study", "{file}/s.sqlite", "cannot create its folder"]),
+    ("search_report_no_study", [SEARCH, "--study={root}/none.sqlite", "--report"],
+     "{root}/none.sqlite", ["--study", "does not exist"]),
+    ("search_on_val", [SEARCH, "--study={root}/s2.sqlite", "--feature_cache_dir={cache}",
+                       "--search_split=val"], "{root}/s2.sqlite", ["--search_split", "val"]),
+    ("search_split_missing", [SEARCH, "--study={root}/s3.sqlite", "--feature_cache_dir={cache}",
+                              "--search_split=test"], "{root}/s3.sqlite",
+     ["--search_split", "'test'", "no such split"]),
+    ("search_branches", [SEARCH, "--study={root}/s4.sqlite", "--feature_cache_dir={cache}",
+                         "--num_branches=0"], "{root}/s4.sqlite", ["--num_branches", "0"]),
+    ("search_export_no_dir", [SEARCH, "--study={other_study}", "--export_top=2"],
+     "{other_study}", ["--output_dir", "required"]),
 ]
 
 

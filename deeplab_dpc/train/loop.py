@@ -36,6 +36,7 @@ import tensorflow as tf
 from deeplab_dpc import run_dir
 from deeplab_dpc.common import IMAGE, LABEL
 from deeplab_dpc.errors import InputError
+from deeplab_dpc.progress import kill_point
 from deeplab_dpc.train import distribute, losses
 from deeplab_dpc.train.config import MIXED_PRECISION
 from deeplab_dpc.train.schedules import DeepLabLearningRate
@@ -280,7 +281,7 @@ def _write_scalars(writer, at, loss, xent, reg, lr):
 
 
 def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=TrainHooks(),
-          log=print):
+          log=print, until=None):
     """Trains (or resumes) the run in `config.train_logdir`; returns a TrainResult.
 
     Args:
@@ -296,6 +297,10 @@ def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=Train
       strategy: a tf.distribute strategy (default: the default strategy).
       hooks: a TrainHooks.
       log: where progress lines go.
+      until: stop at this step (saving a checkpoint there) instead of at
+        `training_number_of_steps`, which still sets the schedule: a later call
+        resumes from it as if the run had never paused (the proxy task scores a
+        trial midway to decide whether to stop it early).
     """
     strategy = strategy or tf.distribute.get_strategy()
     if config.train_batch_size % strategy.num_replicas_in_sync:
@@ -325,9 +330,10 @@ def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=Train
     train_step = TrainStep(config, model, optimizer, step, strategy, ignore_label)
 
     total, history, last_log, last_time = config.training_number_of_steps, [], start, time.time()
-    if at >= total:
+    end = total if until is None else min(int(until), total)
+    if at >= end:
         log(f"{logdir} has already trained {at} of {total} steps")
-    while at < total:
+    while at < end:
         try:
             xent, reg, examples = train_step(iterator)
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
@@ -340,13 +346,13 @@ def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=Train
         at, xent, reg = int(step.numpy()), float(xent), float(reg)
         _check_finite(xent + reg, at, manager)  # before any save: keep the last good one
         history.append(xent + reg)
-        if at % config.log_steps == 0 or at == total:
+        if at % config.log_steps == 0 or at == end:
             now, lr = time.time(), float(schedule(at - 1))
             log(f"step {at}/{total} loss {xent + reg:.4f} (xent {xent:.4f}, reg {reg:.4f}) "
                 f"lr {lr:.3g} {(at - last_log) / (now - last_time):.2f} steps/s")
             last_log, last_time = at, now
             _write_scalars(writer, at, xent + reg, xent, reg, lr)
-        if at % config.save_interval_steps == 0 or at == total:
+        if at % config.save_interval_steps == 0 or at == end:
             manager.save(checkpoint_number=at)
             if chief and hooks.write_images:
                 first = tuple(strategy.experimental_local_results(t)[0] for t in examples)
@@ -354,6 +360,7 @@ def train(config, model_fn, dataset_fn, ignore_label, strategy=None, hooks=Train
                     hooks.write_images(model, first, at)
             elif not chief:
                 tf.io.gfile.rmtree(save_dir)
+        kill_point("train step", at)
     if writer is not None:
         writer.flush()
     return TrainResult(model, at, history)
