@@ -28,7 +28,10 @@ setuptools.setup(
     extras_require={
         # `pip install deeplab-dpc[gpu]` pulls the CUDA wheels TensorFlow publishes for Linux.
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest", "pytest-xdist", "hypothesis", "scipy"],
+        # Distributed search on a Ray cluster (`python -m deeplab_dpc.search --backend=ray`).
+        "ray": ["ray[tune]>=2.9"],
+        # The tests run the Ray backend too, on a local instance.
+        "test": ["pytest", "pytest-xdist", "hypothesis", "scipy", "ray[tune]>=2.9"],
     },
     license="Apache-2.0",
 )

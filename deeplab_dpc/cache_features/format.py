@@ -176,9 +176,10 @@ class FeatureCache:
                                  "cache_features", param="feature_cache_dir")
         return paths
 
-    def dataset(self, split):
+    def dataset(self, split, stored_dtype=False):
         """tf.data of the split's images in order: {"features": float32 [h, w, c],
-        "features_flipped" (with cache_flip), "label": int32 [H, W, 1], "filename"}."""
+        "features_flipped" (with cache_flip), "label": int32 [H, W, 1], "filename"}.
+        `stored_dtype`: features in the cache's dtype (half the memory when cached)."""
         import tensorflow as tf
 
         spec = {FILENAME_KEY: tf.io.FixedLenFeature((), tf.string),
@@ -195,7 +196,8 @@ class FeatureCache:
 
             def features(key):
                 x = tf.reshape(tf.io.parse_tensor(f[key], dtype), f[FEATURE_SHAPE_KEY])
-                return tf.ensure_shape(tf.cast(x, tf.float32), [None, None, channels])
+                x = x if stored_dtype else tf.cast(x, tf.float32)
+                return tf.ensure_shape(x, [None, None, channels])
 
             out = {"features": features(FEATURE_KEY),
                    "label": tf.cast(tf.io.decode_png(f[LABEL_KEY], channels=1), tf.int32),

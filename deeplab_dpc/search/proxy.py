@@ -210,7 +210,8 @@ def proxy_dataset(cache, settings, seed, input_context=None):
     label_crop = ((crop[0] - 1) * stride + 1, (crop[1] - 1) * stride + 1)
     flipped = cache.flipped
 
-    ds = cache.dataset(split)
+    # Held in memory as stored (float16 by default: half of float32), cast per batch.
+    ds = cache.dataset(split, stored_dtype=True)
     if input_context is not None:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     count = cache.count(split)
@@ -218,6 +219,8 @@ def proxy_dataset(cache, settings, seed, input_context=None):
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def augment(example, element_seed):
+        example = {k: tf.cast(v, tf.float32) if k.startswith("features") else v
+                   for k, v in example.items()}
         feats, label = example["features"], example["label"]
         if settings.flip:
             flip = tf.random.stateless_uniform([], element_seed) < 0.5
@@ -296,7 +299,7 @@ def _train_config(cache, settings, seed, logdir):
         learning_power=settings.learning_power, momentum=settings.momentum,
         training_number_of_steps=settings.training_number_of_steps,
         save_interval_steps=settings.save_interval_steps,
-        log_steps=1, seed=seed)
+        log_steps=max(1, settings.training_number_of_steps // 10), seed=seed)
 
 
 def configure_determinism():

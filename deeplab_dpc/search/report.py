@@ -119,7 +119,8 @@ def export_top(study, k, output_dir, cache_settings, log=print):
     files.check_output_dir(output_dir, "output_dir")
     if k < 1:
         raise InputError("export_top must be >= 1", param="export_top")
-    top = [t for t in study.top(k) if not (isinstance(t.cell, dict))]
+    done = study.counts()["done"]
+    top = [t for t in study.top(done) if isinstance(t.cell, list)][:k]  # cells, not ASPP
     if not top:
         raise InputError(f"study {study.path} has no finished cell to export", param="study")
     written = []
