@@ -68,6 +68,13 @@ def world(tmp_path_factory):
     from tests.search import caches
 
     w["cache"] = caches.write_context_cache(str(root / "context"), num_train=2, num_minival=2)
+    import shutil
+
+    w["truncated_cache"] = root / "truncated_cache"
+    shutil.copytree(w["cache"], w["truncated_cache"])
+    shard = w["truncated_cache"] / "train-00000-of-00001.tfrecord"
+    with open(shard, "rb+") as f:
+        f.truncate(os.path.getsize(shard) - 50)
     w["garbage_study"] = root / "garbage.sqlite"
     w["garbage_study"].write_bytes(b"not SQLite " * 200)
     w["other_study"] = root / "other.sqlite"
@@ -216,6 +223,10 @@ CASES = [
      ["--search_split", "'test'", "no such split"]),
     ("search_branches", [SEARCH, "--study={root}/s4.sqlite", "--feature_cache_dir={cache}",
                          "--num_branches=0"], "{root}/s4.sqlite", ["--num_branches", "0"]),
+    ("search_truncated_cache", [SEARCH, "--study={root}/s5.sqlite",
+                                "--feature_cache_dir={truncated_cache}", "--num_workers=2"],
+     "{root}/s5.sqlite", ["{truncated_cache}/train-00000-of-00001.tfrecord", "bytes",
+                          "rerun cache_features"]),
     ("search_export_no_dir", [SEARCH, "--study={other_study}", "--export_top=2"],
      "{other_study}", ["--output_dir", "required"]),
 ]

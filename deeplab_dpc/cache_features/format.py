@@ -169,11 +169,19 @@ class FeatureCache:
         from deeplab_dpc.tf_import import import_tensorflow
 
         gfile = import_tensorflow().io.gfile
-        paths = [os.path.join(self.path, n) for n in self._split(split)["shards"]]
-        for path in paths:
+        part = self._split(split)
+        paths = [os.path.join(self.path, n) for n in part["shards"]]
+        sizes = part.get("shard_bytes") or [None] * len(paths)
+        for path, size in zip(paths, sizes):
             if not gfile.exists(path):
                 raise InputError(f"{path}: shard listed in {MANIFEST_FILE} is missing; rerun "
                                  "cache_features", param="feature_cache_dir")
+            # A cheap check that catches truncation before any training (a full hash of
+            # a Cityscapes cache would cost minutes at every start).
+            if size is not None and gfile.stat(path).length != size:
+                raise InputError(f"{path}: {gfile.stat(path).length} bytes, but {MANIFEST_FILE} "
+                                 f"says {size}; rerun cache_features into a new "
+                                 "feature_cache_dir", param="feature_cache_dir")
         return paths
 
     def dataset(self, split, stored_dtype=False):

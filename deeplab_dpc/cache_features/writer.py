@@ -206,6 +206,8 @@ def write_cache(extractor, request, settings, dataset_dir, info, progress=True, 
     # Shapes and hashes from the shards themselves (finished in this run or before).
     for split, part in split_parts.items():
         part["shard_sha256"] = [fmt.file_sha256(os.path.join(folder, n)) for n in part["shards"]]
+        part["shard_bytes"] = [tf.io.gfile.stat(os.path.join(folder, n)).length
+                               for n in part["shards"]]
         cache_shapes = set(_shapes(tf, folder, part["shards"]))
         feature_shapes = {s[0] for s in cache_shapes}
         label_shapes = {s[1] for s in cache_shapes}

@@ -19,7 +19,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("study", None, "The study: one SQLite file on a local disk.")
 flags.DEFINE_string("feature_cache_dir", None, "The feature cache (cache_features' output).")
 flags.DEFINE_integer("num_trials", 100, "Trials in the study in all (failed ones count).")
-flags.DEFINE_integer("num_workers", 1, "Worker processes on this machine (one per GPU).")
+flags.DEFINE_integer("num_workers", 1, "Worker processes on this machine (at most one per "
+                     "GPU); with --backend=ray, the trials run at once.")
 flags.DEFINE_enum("backend", "local", ["local", "ray"], "local processes, or Ray Tune "
                   "(pip install -e '.[ray]'; joins RAY_ADDRESS when set).")
 flags.DEFINE_string("resources_per_trial", "cpu=1,gpu=0", "Ray: resources of one trial.")
@@ -94,13 +95,19 @@ def _inspect():
 
     study = Study(FLAGS.study)
     try:
+        if study.settings is None:
+            raise InputError(f"--study {FLAGS.study} holds no search yet (it was stopped "
+                             "before its first transaction)")
         if FLAGS.export_top:
             cli.require(FLAGS, "output_dir")
             cache_dir = FLAGS.feature_cache_dir or study.get_meta("feature_cache_dir")
             from deeplab_dpc.cache_features.format import FeatureCache
 
-            report.export_top(study, FLAGS.export_top, FLAGS.output_dir,
-                              FeatureCache(cache_dir).settings)
+            cache = FeatureCache(cache_dir)
+            if cache.content_hash != study.settings["cache_content_hash"]:
+                raise InputError(f"--feature_cache_dir {cache_dir} is not the cache the study "
+                                 "searched on (another content hash)")
+            report.export_top(study, FLAGS.export_top, FLAGS.output_dir, cache.settings)
         else:
             content = report.report_json(study, FLAGS.top)
             print(json.dumps(content, indent=2) if FLAGS.format == "json"

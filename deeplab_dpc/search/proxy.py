@@ -16,10 +16,12 @@ import shutil
 import tempfile
 import time
 
+from deeplab_dpc import files
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.search import heads as heads_lib
 
 LOSS_RESOLUTIONS = ("label", "logits")
+INTERMEDIATE_FILE = "intermediate.json"  # the score at early_stopping_step, in trial_dir
 MODEL_CLASS = "ProxyHead"  # `model_class` of a trial's run directory
 
 
@@ -74,7 +76,7 @@ class ProxySettings:
                              "logits", param="loss_resolution")
         if not 0 <= self.early_stopping_step < self.training_number_of_steps:
             raise InputError("early_stopping_step must be in [0, training_number_of_steps)",
-                             param="early_stopping_step")
+                             param=("early_stopping_step", "training_number_of_steps"))
         if self.search_split == "val":
             raise InputError("search_split: a search never ranks on val (it reports on it); "
                              "use minival", param="search_split")
@@ -132,12 +134,20 @@ class ProxyResult:
 
 
 def check_cache(cache, settings):
-    """InputError naming the setting when the cache lacks a split the settings use."""
+    """InputError naming the setting when the cache and the settings do not fit (a
+    missing split, images of several sizes without a crop or complexity size): found
+    before a trial trains, not after."""
     for name in ("train_split", "search_split"):
         split = getattr(settings, name)
         if split not in cache.splits:
             raise InputError(f"{name} {split!r}: the feature cache {cache.path} has no such "
                              f"split (it has {', '.join(sorted(cache.splits))})", param=name)
+    if settings.crop_size is None and cache.feature_shape(settings.train_split) is None:
+        raise InputError("the cache's images have several sizes: set crop_size",
+                         param="crop_size")
+    complexity_image_size(cache, settings)
+    for split in (settings.train_split, settings.search_split):
+        cache.shard_paths(split)  # missing or truncated shards
 
 
 def as_cache(cache):
@@ -285,6 +295,22 @@ def score(model, cache, split):
     return metrics.mean_iou(matrix), [None if np.isnan(v) else float(v) for v in iou]
 
 
+def describe_bad_shard(cache, split):
+    """A line naming the first cache shard of `split` that cannot be read, or None."""
+    import tensorflow as tf
+
+    for path in cache.shard_paths(split):
+        index = 0
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                index += 1
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            return (f"{path}: record {index} of the feature cache cannot be read "
+                    f"({' '.join(e.message.split())[:120]}); rerun cache_features into a new "
+                    "feature_cache_dir")
+    return None
+
+
 def _train_config(cache, settings, seed, logdir):
     from deeplab_dpc.train.config import TrainConfig
 
@@ -342,6 +368,7 @@ def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, sto
     record = {"proxy": settings.to_dict(), "seed": seed, "cache": cache.content_hash,
               "head": heads_lib.head_to_json(head)}
     hooks = loop.TrainHooks(
+        describe_data_error=lambda error: describe_bad_shard(cache, settings.train_split),
         check_run_config=lambda m: run_dir.check_run_config(trial_dir, m, MODEL_CLASS),
         write_run_config=lambda m: run_dir.write_run_config(trial_dir, m, info, record,
                                                             MODEL_CLASS))
@@ -352,13 +379,23 @@ def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, sto
         intermediate, stopped = {}, False
         k = settings.early_stopping_step
         if k and stopper is not None:
-            result = loop.train(**args, until=k)
-            miou, per_class = score(result.model, cache, settings.search_split)
+            # Scored once at step k and kept: a trial resumed past k asks the rule with
+            # the same score, not with that of a later step.
+            saved = os.path.join(trial_dir, INTERMEDIATE_FILE)
+            if os.path.exists(saved):
+                with open(saved) as f:
+                    miou, per_class = json.load(f)
+                result = None
+            else:
+                result = loop.train(**args, until=k)
+                miou, per_class = score(result.model, cache, settings.search_split)
+                files.write_json_atomically(saved, [miou, per_class])
             intermediate[k] = miou
             stopped = bool(stopper(k, miou))
-        if not stopped:
-            result = loop.train(**args)
-            miou, per_class = score(result.model, cache, settings.search_split)
+        if not stopped or result is None:
+            result = loop.train(**args, until=k if stopped else None)
+            if not stopped:
+                miou, per_class = score(result.model, cache, settings.search_split)
         params, madds, head_params, size = head_cost(head, cache, settings)
         losses = result.losses
         return ProxyResult(

@@ -13,6 +13,7 @@ else starts a local one; every node needs this package installed, and the
 feature cache (any tf.io.gfile path) and the study's `.trials` folder must be
 reachable from every node.
 """
+import dataclasses
 import json
 import os
 import pickle
@@ -136,7 +137,11 @@ def make_searcher(search, log=print):
                 record = {"score": result["score"], "steps": result["step"], "stopped": True,
                           "intermediate": {str(result["step"]): result["score"]}}
                 state = "stopped"
-            self.study.finish(study_id, self.owner, state, result["score"], record)
+            if self.study.finish(study_id, self.owner, state, result["score"], record):
+                import shutil
+
+                shutil.rmtree(os.path.join(self.search.trials_dir, str(study_id)),
+                              ignore_errors=True)
             log(f"trial {study_id} {state} mIOU {result['score']:.4f}")
 
         def save(self, checkpoint_path):
@@ -165,6 +170,11 @@ def run_search(search, resources_per_trial="cpu=1,gpu=0", log=print, ray_init=No
     `ray_init`: keyword arguments of `ray.init` (default: join RAY_ADDRESS or start
     a local instance)."""
     resources = parse_resources(resources_per_trial)
+    # Tune runs each trial in its own working directory: give it absolute paths.
+    search = dataclasses.replace(
+        search, study=os.path.abspath(search.study),
+        feature_cache_dir=search.feature_cache_dir if "://" in search.feature_cache_dir
+        else os.path.abspath(search.feature_cache_dir))
     try:
         import ray
         from ray import tune
@@ -177,7 +187,9 @@ def run_search(search, resources_per_trial="cpu=1,gpu=0", log=print, ray_init=No
     cache = proxy.as_cache(search.feature_cache_dir)
     workers.open_study(search, cache).close()  # settings refused before Ray starts
     if not ray.is_initialized():
-        ray.init(**(ray_init or {}))
+        # A local instance without the dashboard (its processes cost seconds of start-up).
+        default = {} if os.environ.get("RAY_ADDRESS") else {"include_dashboard": False}
+        ray.init(**(default if ray_init is None else ray_init))
     k = search.proxy.early_stopping_step
     scheduler = (MedianStoppingRule(time_attr="step", metric="score", mode="max",
                                     grace_period=k,
@@ -186,6 +198,7 @@ def run_search(search, resources_per_trial="cpu=1,gpu=0", log=print, ray_init=No
     fn = tune.with_resources(
         tune.with_parameters(trainable, search=search, threads=int(resources["cpu"])),
         resources)
+    # --num_workers is the number of trials Tune runs at once.
     tuner = tune.Tuner(
         fn, tune_config=tune.TuneConfig(search_alg=make_searcher(search, log),
                                         scheduler=scheduler, num_samples=-1,

@@ -114,8 +114,9 @@ def training_flags(cache_settings, cell_path, train_logdir):
 
 
 def export_top(study, k, output_dir, cache_settings, log=print):
-    """Writes the top `k` done cells (`cell_{rank}_{id}.json`) and their training
-    flagfiles (`train_{rank}_{id}.flags`) into `output_dir`; returns the paths."""
+    """Writes the top `k` done cells (`cell_{rank:02d}_{short id}.json`) and their
+    training flagfiles (`train_{rank:02d}_{short id}.flags`) into `output_dir`; returns
+    the paths."""
     files.check_output_dir(output_dir, "output_dir")
     if k < 1:
         raise InputError("export_top must be >= 1", param="export_top")

@@ -325,6 +325,13 @@ class Study:
                  time.time(), trial_id, owner))
             return cursor.rowcount == 1
 
+    def release(self, trial_id, owner):
+        """Gives back a trial we hold (stopped by bad input, not by the trial): pending
+        again, no crash counted."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE trials SET state = 'pending', owner = NULL, expires = NULL "
+                         "WHERE id = ? AND owner = ? AND state = 'running'", (trial_id, owner))
+
     def crashed(self, trial_id, owner, error):
         """A trial raised (not a divergence): back to pending once, then failed.
         Returns the new state, or None if we no longer held it."""

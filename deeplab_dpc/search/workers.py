@@ -187,10 +187,12 @@ def _clean_trial_dirs(study, config):
     clean-up leaves one) and of trials no longer in the study."""
     if not os.path.isdir(config.trials_dir):
         return
-    live = {str(t.id) for t in study.trials(states=("pending", "running"))}
-    for name in os.listdir(config.trials_dir):
-        if name not in live:
-            shutil.rmtree(os.path.join(config.trials_dir, name), ignore_errors=True)
+    with study.transaction() as conn:  # no worker claims a trial meanwhile
+        live = {str(r[0]) for r in conn.execute(
+            "SELECT id FROM trials WHERE state IN ('pending', 'running')")}
+        for name in os.listdir(config.trials_dir):
+            if name not in live:
+                shutil.rmtree(os.path.join(config.trials_dir, name), ignore_errors=True)
 
 
 def run_worker(config, owner=None, log=print):
@@ -237,7 +239,10 @@ def run_worker(config, owner=None, log=print):
                 except TrainingDivergedError as e:
                     outcome = ("failed", None, None, str(e))
                 except InputError:
-                    raise  # bad settings or cache: every trial would fail the same way
+                    # Bad settings or cache: every trial would fail the same way. The
+                    # trial goes back to pending, uncounted.
+                    study.release(trial.id, owner)
+                    raise
                 except Exception as e:  # noqa: BLE001 (a crash: retried once)
                     state = study.crashed(trial.id, owner, f"{type(e).__name__}: {e}"[:500])
                     log(f"trial {trial.id} crashed ({type(e).__name__}: {e}); now {state}")
@@ -289,7 +294,10 @@ def gpu_assignment(num_workers):
     return gpus[:num_workers]
 
 
-def _worker_process(config, gpu, parent_pid):
+BAD_INPUT_EXIT = 3  # a worker's exit code after bad input (its message on the queue)
+
+
+def _worker_process(config, gpu, parent_pid, errors):
     from deeplab_dpc import files
 
     files.die_with_parent(parent_pid)
@@ -299,7 +307,14 @@ def _worker_process(config, gpu, parent_pid):
 
     import_tensorflow()
     configure_threads(config.num_workers)
-    run_worker(config, log=lambda line: print(f"[worker {os.getpid()}] {line}", flush=True))
+    try:
+        run_worker(config, log=lambda line: print(f"[worker {os.getpid()}] {line}",
+                                                  flush=True))
+    except InputError as e:  # the parent reports it, once
+        errors.put((str(e), e.params))
+        errors.close()
+        errors.join_thread()
+        os._exit(BAD_INPUT_EXIT)
 
 
 def run_search(config, log=print):
@@ -316,11 +331,11 @@ def run_search(config, log=print):
     else:
         gpus = gpu_assignment(config.num_workers)
         context = multiprocessing.get_context("spawn")
-        workers, restarts = {}, 0
+        workers, restarts, errors = {}, 0, context.Queue()
 
         def start(gpu):
             process = context.Process(target=_worker_process,
-                                      args=(config, gpu, os.getpid()), daemon=False)
+                                      args=(config, gpu, os.getpid(), errors), daemon=False)
             process.start()
             workers[process] = gpu
 
@@ -332,6 +347,11 @@ def run_search(config, log=print):
                 if process.exitcode is None:
                     continue
                 gpu = workers.pop(process)
+                if process.exitcode == BAD_INPUT_EXIT:
+                    for other in workers:
+                        other.kill()
+                    message, params = errors.get(timeout=10)
+                    raise InputError(message, param=params)
                 if process.exitcode != 0 and not _complete(config):
                     restarts += 1
                     if restarts > 3 * config.num_workers:

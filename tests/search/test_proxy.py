@@ -269,9 +269,11 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path, context_cache):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == -9, done.stderr[-2000:]
     assert sorted(n for n in os.listdir(trial_dir) if n.startswith("ckpt-4"))
-    resumed = proxy.run_trial(CELL, context_cache, settings, 5, trial_dir)
+    lines = []
+    resumed = proxy.run_trial(CELL, context_cache, settings, 5, trial_dir, log=lines.append)
     assert resumed.steps == 12
-    assert len([1 for _ in range(1)]) == 1
+    assert any(line.startswith("resumed from") and line.endswith("ckpt-4 at step 4")
+               for line in lines), lines  # steps 1-4 were not run again
     fresh = proxy.run_trial(CELL, context_cache, settings, 5)
     assert resumed.score == fresh.score
     assert resumed.final_loss == pytest.approx(fresh.final_loss, rel=1e-6)

@@ -72,6 +72,10 @@ def test_ray_gives_the_keys_order_and_scores_of_the_local_backend(tmp_path, cach
     assert [(r[0], r[2], r[3]) for r in a.values()] == [(r[0], r[2], r[3]) for r in b.values()]
     for x, y in zip(a.values(), b.values()):
         assert y[5] == "done" and y[6] == pytest.approx(x[6], abs=1e-6)
+        rx, ry = search_utils.without_times(x[7]), search_utils.without_times(y[7])
+        assert ry["final_loss"] == pytest.approx(rx["final_loss"], rel=1e-6)  # the training
+        assert ry["per_class_iou"] == pytest.approx(rx["per_class_iou"], abs=1e-6)
+    assert not os.listdir(str(ray_study) + ".trials")
 
 
 def test_budgets_reject_cells_before_training(tmp_path, cache):
@@ -126,10 +130,11 @@ def _check_report_and_export(study, tmp_path):
 
     code = ("from absl import flags; from deeplab_dpc.train import __main__ as m;"
             f"flags.FLAGS(['x', '--flagfile={out / next(n for n in names if n.startswith('train_01_'))}']);"
-            "c = m.make_config(flags.FLAGS.dataset_dir); print(c.model['head'], c.model['cell'])")
+            "c = m.make_config(flags.FLAGS.dataset_dir);"
+            "print(c.model['head'], c.model['cell'].canonical_key())")
     parsed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert parsed.returncode == 0, parsed.stderr
-    assert parsed.stdout.split()[0] == "dpc"
+    assert parsed.stdout.split() == ["dpc", best[1][0]]
 
 
 def _finished(study):
