@@ -66,7 +66,14 @@ def trainable(params, search, threads):
                  "result_json": json.dumps(result.to_dict())})
 
 
-def make_searcher(search, log=print):
+def say(line):
+    """The driver's log line. Looked up at call time, unlike a captured `print`: Tune
+    pickles the searcher, and Ray may swap `builtins.print` (its tqdm patch) so that a
+    captured one no longer pickles by reference."""
+    print(line, flush=True)
+
+
+def make_searcher(search, log=say):
     """The study's Tune Searcher (defined here: subclassing it needs Ray imported)."""
     from ray.tune.search import Searcher
 
@@ -165,7 +172,7 @@ def make_searcher(search, log=print):
     return _StudySearcher()
 
 
-def run_search(search, resources_per_trial="cpu=1,gpu=0", log=print, ray_init=None):
+def run_search(search, resources_per_trial="cpu=1,gpu=0", log=say, ray_init=None):
     """Runs the search on Ray Tune until the study holds `num_trials`; returns counts.
     `ray_init`: keyword arguments of `ray.init` (default: join RAY_ADDRESS or start
     a local instance)."""

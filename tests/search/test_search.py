@@ -205,3 +205,20 @@ def test_a_search_killed_at_ten_points_loses_and_repeats_nothing(tmp_path, cache
     conn = sqlite3.connect(study)
     indices = [r[0] for r in conn.execute("SELECT idx FROM candidates ORDER BY idx")]
     assert indices == list(range(len(indices)))
+
+
+def test_the_ray_searcher_pickles_while_ray_has_swapped_print(tmp_path, monkeypatch):
+    # Tune pickles its searcher; Ray's tqdm patch may replace builtins.print first, and
+    # a searcher that had captured the old print then fails to pickle (seen in CI).
+    pytest.importorskip("ray")
+    import builtins
+
+    from ray import cloudpickle
+
+    from deeplab_dpc.search import ray_backend
+
+    config = search_utils.tiny_config(tmp_path / "s.sqlite", tmp_path / "cache", 3)
+    searcher = ray_backend.make_searcher(config)
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: None)
+    copy = cloudpickle.loads(cloudpickle.dumps(searcher))
+    assert copy.search == config and copy.live == {} and copy.owner == searcher.owner
