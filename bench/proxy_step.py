@@ -1,6 +1,7 @@
 """The proxy task's costs and fidelity: step time, trial throughput, cache size, memory.
 
-Usage: python bench/proxy_step.py [--workdir DIR] [--backbone_steps 150] [--quick]
+Usage: python bench/proxy_step.py [--workdir DIR] [--backbone_steps 150]
+       [--tables step,throughput,size,fidelity,memory] [--quick]
 
 First trains the quickstart configuration (experiments/quickstart.flags: MobileNet-v2
 depth 0.5, output stride 16, published DPC, whole scenes at half size 257x513, batch
@@ -302,6 +303,9 @@ def memory_table(args, cache_dir):
           f"({(rss[-1] - rss[first - 1]) / max(n - first, 1):+.1f} per trial) |")
 
 
+TABLES = ("step", "throughput", "size", "fidelity", "memory")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", help="backbone run, caches, studies (default: a "
@@ -315,9 +319,14 @@ def main():
     parser.add_argument("--trials", type=int, default=4, help="trials per worker count")
     parser.add_argument("--memory_trials", type=int, default=50)
     parser.add_argument("--memory_steps", type=int, default=20)
+    parser.add_argument("--tables", default=",".join(TABLES),
+                        help=f"which tables, of {','.join(TABLES)}")
     parser.add_argument("--quick", action="store_true", help="tiny everything, to check "
                         "the script")
     args = parser.parse_args()
+    tables = set(args.tables.split(","))
+    if tables - set(TABLES):
+        parser.error(f"--tables: unknown {sorted(tables - set(TABLES))}")
     if args.quick:
         args.backbone_steps, args.images, args.warmup_steps, args.timed_steps = 20, 16, 2, 5
         args.trial_steps, args.trials, args.memory_trials = 20, 2, 5
@@ -346,11 +355,16 @@ def main():
     print("caching features", flush=True)
     caches = write_caches(config.train_logdir, cache_source, info, workdir)
 
-    step_table(args, config, FeatureCache(caches["float16"]), devices, e2e_log_ms)
-    throughput_table(args, caches["float16"], workdir, gpus)
-    cache_size(caches)
-    fidelity_table(args, caches)
-    memory_table(args, caches["float16"])
+    if "step" in tables:
+        step_table(args, config, FeatureCache(caches["float16"]), devices, e2e_log_ms)
+    if "throughput" in tables:
+        throughput_table(args, caches["float16"], workdir, gpus)
+    if "size" in tables:
+        cache_size(caches)
+    if "fidelity" in tables:
+        fidelity_table(args, caches)
+    if "memory" in tables:
+        memory_table(args, caches["float16"])
     print(f"\ntotal {(time.time() - start) / 60:.1f} min, load average "
           f"{os.getloadavg()[0]:.1f}")
     if not args.workdir:

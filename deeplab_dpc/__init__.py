@@ -9,4 +9,32 @@ and the search space), `model` (`DeepLab`), `run_dir` (the run directory),
 `backbones/` and `data/` are the building blocks.
 """
 
+import functools
+
 __version__ = "0.1.0"
+
+
+
+@functools.lru_cache(maxsize=None)
+def code_version():
+    """`__version__`, plus `+g<commit>` (and `.dirty` for uncommitted changes to the
+    package) when it runs from a git checkout: a study's results say which code scored
+    them."""
+    import os
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args):
+        return subprocess.run(["git", "-C", here, *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if os.path.realpath(os.path.join(top, "deeplab_dpc")) != os.path.realpath(here):
+            return __version__  # installed inside some other repository
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", here)
+    except (OSError, subprocess.SubprocessError):
+        return __version__  # not a checkout, or no git
+    return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"

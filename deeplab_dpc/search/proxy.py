@@ -336,6 +336,26 @@ def configure_determinism():
     tf.config.experimental.enable_op_determinism()
 
 
+def _gradient_registry():
+    """TensorFlow's global gradient registry (a dict), or None where its private
+    layout has changed. A traced `tf.custom_gradient`, which `ReplicaContext.all_reduce`
+    is and which every train step calls, registers its gradient there under a new
+    name for good, and that entry holds the whole traced step graph: about 9 MB per
+    trial of the bench's head (`BUILD_NOTES.md`)."""
+    from tensorflow.python.framework import ops
+
+    return getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+
+
+def _forget_custom_gradients(registry, before):
+    """Drops the custom gradients registered since `before` (a set of names): they
+    belong to this trial's graphs, which nothing uses once the trial has ended."""
+    if registry is not None:
+        for name in set(registry) - before:
+            if name.startswith("CustomGradient-"):
+                del registry[name]
+
+
 def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, stopper=None,
               log=None):
     """Trains `head` on the cache and scores it; returns a `ProxyResult`.
@@ -352,7 +372,7 @@ def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, sto
     """
     import keras
 
-    from deeplab_dpc import __version__, run_dir
+    from deeplab_dpc import code_version, run_dir
     from deeplab_dpc.data.datasets import DatasetInfo
     from deeplab_dpc.train import loop
 
@@ -362,6 +382,8 @@ def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, sto
     temporary = trial_dir is None
     trial_dir = tempfile.mkdtemp(prefix="proxy-trial-") if temporary else os.fspath(trial_dir)
     configure_determinism()
+    registry = _gradient_registry()
+    registered = set(registry or ())
     config = _train_config(cache, settings, seed, trial_dir)
     info = DatasetInfo(cache.settings["dataset"]["name"], cache.num_classes,
                        cache.ignore_label, cache.class_names)
@@ -403,10 +425,12 @@ def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, sto
             head_params=head_params, complexity_image_size=size, steps=result.step,
             seed=seed, stopped=stopped, intermediate=intermediate,
             final_loss=float(losses[-1]) if losses else None,  # None: resumed at its end
-            wall_time_s=time.time() - started, code_version=__version__,
+            wall_time_s=time.time() - started, code_version=code_version(),
             cache_hash=cache.content_hash, search_split=settings.search_split)
     finally:
         if temporary:
             shutil.rmtree(trial_dir, ignore_errors=True)
-        keras.backend.clear_session()  # a worker's memory stays flat over many trials
+        # A worker's memory stays flat over many trials.
+        _forget_custom_gradients(registry, registered)
+        keras.backend.clear_session()
         gc.collect()

@@ -115,9 +115,6 @@ class Trial:
         self.cell = json.loads(self.cell)
         self.result = json.loads(self.result) if self.result else None
 
-    def to_dict(self):
-        return {name: getattr(self, name) for name in self.FIELDS}
-
 
 def _describe_db_error(path, error):
     return InputError(f"study {path}: not an SQLite file we can read ({error})", param="study")
@@ -336,18 +333,34 @@ class Study:
         """A trial raised (not a divergence): back to pending once, then failed.
         Returns the new state, or None if we no longer held it."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT crashes FROM trials WHERE id = ? AND owner = ? AND "
-                               "state = 'running'", (trial_id, owner)).fetchone()
-            if row is None:
-                return None
-            crashes = row[0] + 1
-            state = "failed" if crashes >= MAX_CRASHES else "pending"
-            conn.execute("UPDATE trials SET crashes = ?, error = ? WHERE id = ?",
-                         (crashes, error, trial_id))
-            conn.execute(
-                "UPDATE trials SET state = ?, owner = NULL, expires = NULL, finished = ? "
-                "WHERE id = ?", (state, time.time() if state == "failed" else None, trial_id))
-            return state
+            return self._crash(conn, trial_id, owner, error)
+
+    def process_died(self, pid, error):
+        """A worker process of this host died (the parent saw it exit by a signal, as
+        the kernel's out-of-memory killer does): its running trials count as crashed,
+        so a trial that kills every worker that takes it ends failed, not retried for
+        good. Returns [(trial id, new state)]."""
+        prefix = f"{socket.gethostname()}:{int(pid)}:"
+        with self.transaction() as conn:
+            rows = conn.execute("SELECT id, owner FROM trials WHERE state = 'running' AND "
+                                "substr(owner, 1, ?) = ?", (len(prefix), prefix)).fetchall()
+            return [(trial_id, self._crash(conn, trial_id, owner, error))
+                    for trial_id, owner in rows]
+
+    @staticmethod
+    def _crash(conn, trial_id, owner, error):
+        row = conn.execute("SELECT crashes FROM trials WHERE id = ? AND owner = ? AND "
+                           "state = 'running'", (trial_id, owner)).fetchone()
+        if row is None:
+            return None
+        crashes = row[0] + 1
+        state = "failed" if crashes >= MAX_CRASHES else "pending"
+        conn.execute("UPDATE trials SET crashes = ?, error = ? WHERE id = ?",
+                     (crashes, error, trial_id))
+        conn.execute(
+            "UPDATE trials SET state = ?, owner = NULL, expires = NULL, finished = ? "
+            "WHERE id = ?", (state, time.time() if state == "failed" else None, trial_id))
+        return state
 
 
 def _get(d, dotted):

@@ -55,8 +55,11 @@ class SearchConfig:
         return os.path.abspath(self.study) + ".trials"
 
     def study_settings(self, cache_hash):
-        """What every trial depends on: a restart with other values is refused."""
-        return dict(cache_content_hash=cache_hash, proxy=self.proxy.to_dict(),
+        """What every trial depends on: a restart with other values is refused. Not
+        the checkpoint interval: a resumed trial ends as if never stopped."""
+        proxy = self.proxy.to_dict()
+        proxy.pop("save_interval_steps")
+        return dict(cache_content_hash=cache_hash, proxy=proxy,
                     sampler=self.sampler.to_dict())
 
 
@@ -352,6 +355,17 @@ def run_search(config, log=print):
                         other.kill()
                     message, params = errors.get(timeout=10)
                     raise InputError(message, param=params)
+                if process.exitcode < 0:  # killed by a signal: by the OOM killer, say
+                    died = Study(config.study)
+                    try:
+                        lost = died.process_died(process.pid, "its worker process was killed "
+                                                 f"by signal {-process.exitcode}")
+                    finally:
+                        died.close()
+                    for trial_id, state in lost:
+                        log(f"trial {trial_id}: its worker was killed by signal "
+                            f"{-process.exitcode} (out of memory?); now {state}")
+                    restarts = 0 if lost else restarts  # a trial's fault, not the setup's
                 if process.exitcode != 0 and not _complete(config):
                     restarts += 1
                     if restarts > 3 * config.num_workers:

@@ -47,6 +47,23 @@ def test_two_workers_on_one_seed_stream_train_each_network_once(tmp_path, cache)
     assert not os.listdir(str(study) + ".trials")  # finished trials leave no checkpoints
 
 
+def test_a_trial_that_kills_its_worker_is_retried_once_then_failed(tmp_path, cache):
+    # As the out-of-memory killer would: every worker dies at step 1 of its trial, before
+    # any checkpoint, so each retry dies the same way. The parent counts each death.
+    import sqlite3
+
+    study = tmp_path / "s.sqlite"
+    done = _search(study, cache, "--num_trials=1", "--num_workers=2",
+                   env=dict(os.environ, DEEPLAB_DPC_KILL_AFTER="train step:1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = sqlite3.connect(study).execute(
+        "SELECT state, crashes, error FROM trials ORDER BY id").fetchall()
+    assert rows == [("failed", 2, "its worker process was killed by signal 9")]
+    for state in ("pending", "failed"):
+        assert f"trial 1: its worker was killed by signal 9 (out of memory?); now {state}" \
+            in done.stdout
+
+
 def test_the_same_command_gives_the_same_study_and_its_report(tmp_path, cache):
     a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
     for study in (a, b):
@@ -76,6 +93,19 @@ def test_ray_gives_the_keys_order_and_scores_of_the_local_backend(tmp_path, cach
         assert ry["final_loss"] == pytest.approx(rx["final_loss"], rel=1e-6)  # the training
         assert ry["per_class_iou"] == pytest.approx(rx["per_class_iou"], abs=1e-6)
     assert not os.listdir(str(ray_study) + ".trials")
+
+
+def test_the_checkpoint_interval_is_not_bound_to_the_study(tmp_path, cache):
+    from deeplab_dpc.errors import InputError
+    from deeplab_dpc.search import proxy, workers
+
+    study, features = tmp_path / "s.sqlite", proxy.as_cache(cache)
+    workers.open_study(search_utils.tiny_config(study, cache, 3), features).close()
+    workers.open_study(search_utils.tiny_config(study, cache, 3, proxy=dict(
+        save_interval_steps=3)), features).close()
+    with pytest.raises(InputError, match="differs in proxy.training_number_of_steps"):
+        workers.open_study(search_utils.tiny_config(study, cache, 3, proxy=dict(
+            training_number_of_steps=5)), features)
 
 
 def test_budgets_reject_cells_before_training(tmp_path, cache):

@@ -113,6 +113,20 @@ def test_a_crashed_trial_is_retried_once_then_failed(tmp_path):
     assert (t.state, t.crashes, t.error) == ("failed", 2, "boom again")
 
 
+def test_a_dead_workers_trials_count_as_crashed_and_no_others(tmp_path):
+    s = _study(tmp_path)
+    host, now = socket.gethostname(), time.time() + 60
+    mine = _add(s, "mine", owner=f"{host}:4242:a", expires=now)
+    _add(s, "pid_prefix", owner=f"{host}:42420:b", expires=now)  # pid 42420, not 4242
+    _add(s, "elsewhere", owner=f"other:4242:c", expires=now)
+    assert s.process_died(4242, "killed") == [(mine, "pending")]
+    with s.transaction() as conn:
+        s.take(conn, mine, f"{host}:4242:d", 60, time.time())
+    assert s.process_died(4242, "killed again") == [(mine, "failed")]
+    assert {t.key: (t.state, t.crashes) for t in s.trials()} == {
+        "mine": ("failed", 2), "pid_prefix": ("running", 0), "elsewhere": ("running", 0)}
+
+
 def test_the_median_rule_needs_enough_finished_trials(tmp_path):
     s = _study(tmp_path)
     stop = s.median_stopper(3)
