@@ -27,6 +27,8 @@ STARTUP_LINES = (
     r"machine, GPU will not be used\.",
     r"E\d{4} [\d:.]+\s+\d+ cuda_platform\.cc:\d+\] failed call to cuInit: .*"
     r"(UNKNOWN ERROR \(303\)|CUDA_ERROR_NO_DEVICE|CUDA_ERROR_NOT_FOUND).*",
+    # On CPUs that oneDNN speeds up (AVX-512, e.g. AMD EPYC), whatever the log level.
+    r"I\d{4} [\d:.]+\s+\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*",
     r"I\d{4} [\d:.]+\s+\d+ cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized "
     r"to use available CPU instructions .*",
     r"To enable the following instructions: .* rebuild TensorFlow with the appropriate "

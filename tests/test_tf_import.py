@@ -10,6 +10,10 @@ DROPPED = [
     "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
     "I0000 00:00:1796158019.664313    7809 cpu_feature_guard.cc:227] This TensorFlow binary "
     "is optimized to use available CPU instructions in performance-critical operations.",
+    "I0000 00:00:1796521543.523335   14019 port.cc:153] oneDNN custom operations are on. "
+    "You may see slightly different numerical results due to floating-point round-off "
+    "errors from different computation orders. To turn them off, set the environment "
+    "variable `TF_ENABLE_ONEDNN_OPTS=0`.",
     "To enable the following instructions: AVX2 FMA, in other operations, rebuild "
     "TensorFlow with the appropriate compiler flags.",
 ]
