@@ -93,6 +93,13 @@ class DeepLab(keras.Model):
     def head_layer(self):
         return self.get_layer(HEAD_NAMES[self.head])
 
+    def last_layers(self, logits_only=False):
+        """Names of the layers the reference calls the last layers
+        (`get_extra_layer_scopes`): what `initialize_last_layer=False` leaves at their
+        initial values. The logits; unless `logits_only`, also the head and decoder."""
+        last = ["logits"] if logits_only else ["logits", self.head_layer.name, "decoder"]
+        return [name for name in last if name in {layer.name for layer in self.layers}]
+
     def get_config(self):
         return {
             "name": self.name,

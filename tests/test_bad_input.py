@@ -102,6 +102,7 @@ TRAIN = ["deeplab_dpc.train", "--dataset=toy", "--dataset_dir={toy}", "--model_v
          "--depth_multiplier=0.25", "--head_filters=16", "--train_crop_size=33,33",
          "--train_batch_size=2", "--training_number_of_steps=20", "--batch_norm_decay=0.9"]
 
+IMPORT = "deeplab_dpc.import_tf1_checkpoint"
 CACHE = "deeplab_dpc.cache_features"
 SEARCH = "deeplab_dpc.search"
 
@@ -184,6 +185,18 @@ CASES = [
                              "--dense_prediction_cell_json={root}/wide_cell.json"],
      "{root}/wide_cell.json", ["{root}/wide_cell.json", "at most 16"]),
     ("stray_argument", ["deeplab_dpc.eval", "stray"], "{root}/run", ["unexpected arguments"]),
+    ("import_output_under_a_file", [IMPORT, "--tf1_checkpoint={root}/run",
+                                    "--output_dir={file}/imported"], "{file}",
+     ["--output_dir", "{file} is a file"]),
+    ("import_missing_checkpoint", [IMPORT, "--tf1_checkpoint={root}/nowhere",
+                                   "--output_dir={root}/imp_a"], "{root}/imp_a",
+     ["--tf1_checkpoint", "{root}/nowhere", "does not exist"]),
+    ("import_output_not_empty", [IMPORT, "--tf1_checkpoint={root}/run",
+                                 "--output_dir={root}/run_three"], "{root}/run_three",
+     ["--output_dir", "{root}/run_three", "already holds files"]),
+    ("import_a_tf2_checkpoint", [IMPORT, "--tf1_checkpoint={root}/run", "--num_classes=3",
+                                 "--output_dir={root}/imp_b"], "{root}/imp_b",
+     ["{root}/run/", "is a TF2 checkpoint"]),
     ("cache_dir_missing", [CACHE, "--model_variant=mobilenet_v2"], "{root}/run",
      ["--feature_cache_dir", "required"]),
     ("cache_no_backbone", [CACHE, "--feature_cache_dir={root}/cache_a"], "{root}/cache_a",

@@ -56,8 +56,9 @@ flags.DEFINE_bool("fine_tune_batch_norm", True, "Train BN; false = frozen, infer
 flags.DEFINE_float("batch_norm_decay", 0.9997, "BN moving-average decay.")
 flags.DEFINE_float("top_k_percent_pixels", 1.0, "Fraction of hardest pixels in the loss.")
 flags.DEFINE_integer("hard_example_mining_step", 0, "Steps to ramp top-k from 1.0.")
-flags.DEFINE_string("tf_initial_checkpoint", None, "Run dir, checkpoint prefix, .keras or "
-                    ".weights.h5 to start from (ignored when resuming).")
+flags.DEFINE_string("tf_initial_checkpoint", None, "Run dir, checkpoint prefix, .keras, "
+                    ".weights.h5 or a reference TF1 checkpoint to start from (ignored when "
+                    "resuming).")
 flags.DEFINE_bool("initialize_last_layer", True, "Also take the logits from it.")
 flags.DEFINE_bool("last_layers_contain_logits_only", False,
                   "With --noinitialize_last_layer: skip only logits, not head/decoder.")

@@ -9,10 +9,11 @@ import os
 
 import tensorflow as tf
 
-from deeplab_dpc import run_dir
+from deeplab_dpc import files, run_dir
 from deeplab_dpc.data import datasets
 from deeplab_dpc.data import input_pipeline as ip
 from deeplab_dpc.errors import InputError
+from deeplab_dpc.import_tf1_checkpoint import converter
 from deeplab_dpc.layers.ops import resize_bilinear
 from deeplab_dpc.model import DeepLab
 from deeplab_dpc.train import initial_checkpoint, loop
@@ -69,11 +70,16 @@ def deeplab_hooks(config, dataset_info, tfrecords=True):
     def initialize(model):
         if not config.tf_initial_checkpoint:
             return None
-        skipped = initial_checkpoint.restore_initial_weights(
+        skipped, tf1_report = initial_checkpoint.restore_initial_weights(
             model, config.tf_initial_checkpoint, config.initialize_last_layer,
             config.last_layers_contain_logits_only)
-        return (f"initialised from {config.tf_initial_checkpoint}"
+        line = (f"initialised from {config.tf_initial_checkpoint}"
                 + (f" except {', '.join(skipped)}" if skipped else ""))
+        if tf1_report is not None:  # the import report, beside the run's output
+            files.write_json_atomically(
+                os.path.join(config.train_logdir, converter.REPORT_FILE), tf1_report.to_dict())
+            line += f" (TF1 checkpoint: {tf1_report.summary()})"
+        return line
 
     def describe_data_error(error):
         # Only errors of the input pipeline send us scanning the shards; a model's

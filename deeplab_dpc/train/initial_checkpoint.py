@@ -2,7 +2,10 @@
 
 As the reference: everything is copied, or everything but the last layers
 (`initialize_last_layer`, `last_layers_contain_logits_only`), e.g. to fine-tune
-on a dataset with another class count.
+on a dataset with another class count. The checkpoint is one of ours (a run
+directory, a prefix in it, `.keras`, `.weights.h5`) or the reference's own TF1
+checkpoint (a whole DeepLab model, or an ImageNet backbone with
+`initialize_last_layer=False`), read by `import_tf1_checkpoint.converter`.
 """
 import os
 
@@ -10,8 +13,9 @@ import keras
 import tensorflow as tf
 
 from deeplab_dpc.errors import InputError
+from deeplab_dpc.import_tf1_checkpoint import converter
 from deeplab_dpc.model import DeepLab
-from deeplab_dpc.run_dir import load_model, short_error as _short
+from deeplab_dpc.run_dir import CONFIG_FILE, load_model, short_error as _short
 
 
 def _source_model(path, model):
@@ -48,17 +52,31 @@ def excluded_layers(model, initialize_last_layer, last_layers_contain_logits_onl
     also the head and decoder."""
     if initialize_last_layer:
         return set()
-    last = {"logits"} if last_layers_contain_logits_only else \
-        {"logits", model.head_layer.name, "decoder"}
-    return last & {layer.name for layer in model.layers}
+    return set(model.last_layers(last_layers_contain_logits_only))
+
+
+def _is_tf1(path):
+    """A TF1 checkpoint: a prefix or folder of one that is not a run directory of ours."""
+    path = os.fspath(path)
+    if path.endswith((".keras", ".weights.h5")) or tf.io.gfile.exists(
+            os.path.join(path, CONFIG_FILE)):
+        return False
+    if not tf.io.gfile.isdir(path) and not tf.io.gfile.exists(path + ".index"):
+        return False
+    return converter.is_tf1_checkpoint(path)
 
 
 def restore_initial_weights(model, path, initialize_last_layer=True,
                             last_layers_contain_logits_only=False):
     """Copies weights (BN statistics included) from an initial checkpoint, layer by
-    top-level layer, skipping the excluded ones (e.g. logits of another class count)."""
-    source = _source_model(path, model)
+    top-level layer, skipping the excluded ones (e.g. logits of another class count).
+
+    Returns (the skipped layers' names, the `converter.ImportReport` of a TF1
+    checkpoint or None)."""
     skip = excluded_layers(model, initialize_last_layer, last_layers_contain_logits_only)
+    if _is_tf1(path):
+        return sorted(skip), converter.load_tf1_weights(model, path, skip)
+    source = _source_model(path, model)
     updates = []  # all checked before any is set: a refused checkpoint changes nothing
     for layer in model.layers:
         if not layer.weights or layer.name in skip:
@@ -76,4 +94,4 @@ def restore_initial_weights(model, path, initialize_last_layer=True,
         updates.append((layer, values))
     for layer, values in updates:
         layer.set_weights(values)
-    return sorted(skip)
+    return sorted(skip), None

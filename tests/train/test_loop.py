@@ -149,7 +149,7 @@ def test_initial_checkpoint_without_last_layers(run, logits_only):
     fresh = {layer.name: [w.numpy() for w in layer.weights] for layer in model.layers}
     with pytest.raises(InputError, match="logits.*initialize_last_layer"):
         initial_checkpoint.restore_initial_weights(model, config.train_logdir)
-    skipped = initial_checkpoint.restore_initial_weights(model, config.train_logdir, False, logits_only)
+    skipped, _ = initial_checkpoint.restore_initial_weights(model, config.train_logdir, False, logits_only)
     assert set(skipped) == ({"logits"} if logits_only else
                             {"logits", "dense_prediction_cell", "decoder"})
     for layer in model.layers:

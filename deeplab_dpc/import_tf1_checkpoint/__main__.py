@@ -1,0 +1,80 @@
+r"""`python -m deeplab_dpc.import_tf1_checkpoint`: a reference TF1 checkpoint as a run directory.
+
+    python -m deeplab_dpc.import_tf1_checkpoint \
+        --tf1_checkpoint=deeplab_cityscapes_xception71_trainfine/model.ckpt \
+        --model_variant=xception_71 --output_stride=16 --decoder_output_stride=4 \
+        --dense_prediction_cell_json=dense_prediction_cell_branch5_top1_cityscapes.json \
+        --dataset=cityscapes --output_dir=runs/xception71_dpc_cityscapes
+
+The model flags are the reference's and must describe the model the checkpoint
+holds (as for the reference's eval): with --dense_prediction_cell_json the head
+is that cell, else ASPP. The output directory takes eval, vis, predict and export
+like a training run, and `--tf_initial_checkpoint` of training. The report
+(`tf1_import.json` in it) lists what was used, left unused and left unset.
+"""
+from absl import flags
+
+from deeplab_dpc import cli, files
+from deeplab_dpc.tf_import import import_tensorflow
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("tf1_checkpoint", None, "Reference checkpoint: prefix (model.ckpt) "
+                    "or its folder.")
+flags.DEFINE_string("output_dir", None, "Run directory to write (new or empty).")
+flags.DEFINE_string("model_variant", "mobilenet_v2", "Backbone: mobilenet_v2, xception_41/65/71.")
+flags.DEFINE_float("depth_multiplier", 1.0, "MobileNet-v2 depth multiplier.")
+flags.DEFINE_integer("output_stride", 16, "Backbone output stride: 8, 16 or 32.")
+flags.DEFINE_string("dense_prediction_cell_json", None, "Cell JSON: the head is this DPC; "
+                    "unset: ASPP.")
+flags.DEFINE_multi_integer("atrous_rates", None, "ASPP atrous rates (repeat); unset = none.")
+flags.DEFINE_bool("aspp_with_separable_conv", True, "ASPP atrous branches separable.")
+flags.DEFINE_bool("add_image_level_feature", True, "ASPP image pooling branch.")
+flags.DEFINE_list("image_pooling_crop_size", None, "The reference's sliding-window pooling "
+                  "for this crop (height,width); unset = global (grid) pooling.")
+flags.DEFINE_integer("decoder_output_stride", None, "4 if the model has the decoder.")
+flags.DEFINE_integer("num_classes", None, "Classes; unset: the dataset's, else the logits'.")
+flags.DEFINE_string("dataset", None, "Dataset name (class names, colormap, ignore label).")
+flags.DEFINE_string("dataset_dir", None, "TFRecords whose dataset_info.json to use; eval "
+                    "reads them by default.")
+flags.DEFINE_bool("initialize_last_layer", True, "Also take the logits (and head, decoder).")
+flags.DEFINE_bool("last_layers_contain_logits_only", False,
+                  "With --noinitialize_last_layer: leave only the logits unset.")
+
+
+def _model_options():
+    cell = None
+    if FLAGS.dense_prediction_cell_json:
+        from deeplab_dpc.spec import CellSpec
+
+        cell = CellSpec.from_file(FLAGS.dense_prediction_cell_json)
+    return dict(
+        backbone=FLAGS.model_variant, head="dpc" if cell else "aspp", cell=cell,
+        atrous_rates=tuple(FLAGS.atrous_rates or ()),
+        aspp_with_separable_conv=FLAGS.aspp_with_separable_conv,
+        add_image_level_feature=FLAGS.add_image_level_feature,
+        image_pooling_crop_size=cli.parse_size(FLAGS.image_pooling_crop_size,
+                                               "image_pooling_crop_size"),
+        output_stride=FLAGS.output_stride, decoder_output_stride=FLAGS.decoder_output_stride,
+        depth_multiplier=FLAGS.depth_multiplier)
+
+
+def main(argv):
+    del argv
+    cli.require(FLAGS, "tf1_checkpoint", "output_dir")
+    files.check_output_dir(FLAGS.output_dir, "output_dir")
+    cli.existing_path(FLAGS.tf1_checkpoint, "tf1_checkpoint")
+    options = _model_options()
+    import_tensorflow()  # after the flag checks; its start-up log filtered
+    from deeplab_dpc.import_tf1_checkpoint import run_directory
+
+    report = run_directory.import_checkpoint(
+        FLAGS.tf1_checkpoint, options, FLAGS.output_dir, num_classes=FLAGS.num_classes,
+        dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir,
+        initialize_last_layer=FLAGS.initialize_last_layer,
+        last_layers_contain_logits_only=FLAGS.last_layers_contain_logits_only)
+    print(report.summary())
+    print(f"wrote {FLAGS.output_dir} (report: tf1_import.json)", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main, flag_names={"backbone": "model_variant"})

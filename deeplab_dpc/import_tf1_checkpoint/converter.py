@@ -1,0 +1,207 @@
+"""Reading a reference (TF1 slim) checkpoint into a Keras `DeepLab`.
+
+A TF1 checkpoint holds its variables by name and, unlike a TF2 one, no object
+graph, so it is read with `tf.train.load_checkpoint` (no TF1 graph code runs)
+and each Keras weight takes the variable that `names.tf1_name` gives it. Every
+weight and every checkpoint variable is accounted for before any value is
+assigned: a refused checkpoint leaves the model as it was.
+"""
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab_dpc.errors import InputError
+from deeplab_dpc.import_tf1_checkpoint import names
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # present in every TF2 checkpoint
+REPORT_FILE = "tf1_import.json"
+_PARAM = "tf1_checkpoint"
+
+
+def _short(error):
+    return " ".join(str(error).split())[:300]
+
+
+def checkpoint_prefix(path, param=_PARAM):
+    """The prefix of a checkpoint given as its prefix or as its directory (the one
+    its `checkpoint` file names, else the directory's only `*.index`: the released
+    tarballs hold `model.ckpt.*` without a `checkpoint` file)."""
+    path = os.fspath(path)
+    if tf.io.gfile.isdir(path):
+        prefix = tf.train.latest_checkpoint(path)
+        if prefix is not None:
+            return prefix
+        indexes = sorted(tf.io.gfile.glob(os.path.join(path, "*.index")))
+        if len(indexes) != 1:
+            found = "no checkpoint" if not indexes else f"{len(indexes)} checkpoints"
+            raise InputError(f"{param} {path}: {found} in this folder; name one by its "
+                             "prefix (e.g. model.ckpt-90000)", param=param)
+        return indexes[0][:-len(".index")]
+    if not tf.io.gfile.exists(path + ".index"):
+        raise InputError(f"{param} {path}: no such checkpoint (expected a prefix whose "
+                         ".index file exists, e.g. model.ckpt, or its folder)", param=param)
+    return path
+
+
+def _reader(prefix):
+    try:
+        return tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise InputError(f"cannot read checkpoint {prefix}: {_short(e)}") from None
+
+
+def is_tf1_checkpoint(path):
+    """True for a checkpoint the reference (a TF1 `Saver`) wrote: no object graph."""
+    prefix = checkpoint_prefix(path)
+    return OBJECT_GRAPH_KEY not in _reader(prefix).get_variable_to_shape_map()
+
+
+@dataclasses.dataclass
+class ImportReport:
+    """What an import took, left and skipped; `to_dict` is the JSON report."""
+
+    checkpoint: str
+    used: list  # (TF1 name, Keras weight path, shape), in the model's weight order
+    unused: dict  # kind -> TF1 names present in the checkpoint that no weight took
+    unset: list  # Keras weight paths left at their initial values (excluded layers)
+    values: str = ("variables themselves; ExponentialMovingAverage copies are left "
+                   "unused, as the reference's eval, vis and export restore them")
+
+    def to_dict(self):
+        return {"tf1_checkpoint": self.checkpoint,
+                "used": [{"tf1": n, "keras": p, "shape": list(s)} for n, p, s in self.used],
+                "unused": {kind: sorted(v) for kind, v in self.unused.items()},
+                "unset": list(self.unset), "values": self.values}
+
+    def summary(self):
+        unused = ", ".join(f"{len(v)} {kind}" for kind, v in self.unused.items()) or "none"
+        unset = f"{len(self.unset)} weights left at their initial values" if self.unset \
+            else "every weight set"
+        return (f"{self.checkpoint}: {len(self.used)} variables used; unused: {unused}; "
+                f"{unset}")
+
+
+def _last_layer_scopes(model, skipped_layers):
+    scopes = []
+    for layer in skipped_layers:
+        kind = layer if layer in ("logits", "decoder") else "head"
+        scopes.extend(names.LAST_LAYER_SCOPES[kind])
+    return tuple(scopes)
+
+
+def _missing_error(prefix, model, missing, found):
+    """One line for the first weight whose variable the checkpoint lacks."""
+    path, name, shape = missing[0]
+    last = set(model.last_layers())
+    last_missing = [m for m in missing if m[0].split("/")[0] in last]
+    if len(last_missing) == len(missing) and not any(
+            p.split("/")[0] in last for p in found):
+        return InputError(
+            f"checkpoint {prefix} has no variables of the head, decoder or logits (no "
+            f"{name}): a backbone checkpoint, e.g. ImageNet? Pass initialize_last_layer="
+            "False to start them from scratch", param=("initialize_last_layer",))
+    backbone = model.backbone_name
+    if not any(p.split("/")[0] not in last for p in found):
+        return InputError(
+            f"checkpoint {prefix} has no {backbone} backbone variables (no {name}); "
+            "check model_variant", param="model_variant")
+    return InputError(f"checkpoint {prefix} has no variable {name} (for the Keras weight "
+                      f"{path}, shape {list(shape)}; {len(missing)} missing in all)")
+
+
+def _shape_error(prefix, name, theirs, path, ours):
+    hint, param = "", ()
+    if name.startswith("logits/"):
+        hint = (f"; the checkpoint has {theirs[-1]} classes, the model {ours[-1]} (another "
+                "dataset? initialize_last_layer=False leaves the logits out)")
+        param = ("initialize_last_layer",)
+    elif not name.startswith(names.LAST_LAYER_SCOPES["head"] + ("decoder/",)):
+        hint, param = "; check model_variant and depth_multiplier", (
+            "model_variant", "depth_multiplier")
+    return InputError(f"checkpoint {prefix}: variable {name} has shape {list(theirs)}, the "
+                      f"Keras weight {path} has shape {list(ours)}{hint}", param=param)
+
+
+def load_tf1_weights(model, path, skip_layers=()):
+    """Sets every weight of `model` (a `DeepLab`) from the reference checkpoint at
+    `path`, except those of the top-level layers `skip_layers` (e.g. the logits of
+    another class count). Returns an `ImportReport`.
+
+    Refused, with one line naming the variable (and both shapes where they differ):
+    a weight whose variable is missing or of another shape, and a checkpoint variable
+    that no weight takes unless it is of an allowed kind (`names.ALLOWED_UNUSED`) or
+    of a skipped layer. Nothing is assigned before everything has been checked.
+    """
+    prefix = checkpoint_prefix(path)
+    reader = _reader(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    if OBJECT_GRAPH_KEY in shapes:
+        raise InputError(f"{prefix} is a TF2 checkpoint, not the reference's TF1 checkpoint; "
+                         "pass its run directory as an initial checkpoint instead",
+                         param=_PARAM)
+    skip = set(skip_layers)
+    plan, missing, found, unset = [], [], [], []
+    for layer in model.layers:
+        for weight in layer.weights:
+            if layer.name in skip:
+                unset.append(weight.path)
+                continue
+            name = names.tf1_name(weight.path, model.backbone_name)
+            where = f"{layer.name}/{weight.path}" if layer.name != weight.path.split("/")[0] \
+                else weight.path
+            if name not in shapes:
+                missing.append((where, name, tuple(weight.shape)))
+                continue
+            found.append(where)
+            if tuple(shapes[name]) != tuple(weight.shape):
+                raise _shape_error(prefix, name, shapes[name], weight.path, weight.shape)
+            plan.append((weight, name))
+    if missing:
+        raise _missing_error(prefix, model, missing, found)
+
+    taken = {name for _, name in plan}
+    skipped_scopes = _last_layer_scopes(model, skip)
+    unused, stray = {}, []
+    for name in sorted(shapes):
+        if name in taken:
+            continue
+        kind = ("excluded last layers" if skipped_scopes and name.startswith(skipped_scopes)
+                else names.allowed_unused_kind(name))
+        if kind is None:
+            stray.append(name)
+        else:
+            unused.setdefault(kind, []).append(name)
+    if stray:
+        hint = names.flag_hint(stray[0])
+        raise InputError(
+            f"checkpoint {prefix}: variable {stray[0]} {list(shapes[stray[0]])} has no place "
+            f"in this model ({len(stray)} such variables){'; ' + hint if hint else ''}",
+            param=("dense_prediction_cell_json", "decoder_output_stride", "atrous_rates",
+                   "add_image_level_feature"))
+
+    values = []
+    for weight, name in plan:
+        values.append(np.asarray(reader.get_tensor(name)).astype(weight.dtype))
+    for (weight, _), value in zip(plan, values):
+        weight.assign(value)
+    return ImportReport(
+        checkpoint=prefix,
+        used=[(name, weight.path, tuple(weight.shape)) for weight, name in plan],
+        unused=unused, unset=unset)
+
+
+def global_step(path):
+    """The checkpoint's `global_step`, or None."""
+    reader = _reader(checkpoint_prefix(path))
+    if "global_step" not in reader.get_variable_to_shape_map():
+        return None
+    return int(reader.get_tensor("global_step"))
+
+
+def num_classes(path):
+    """The class count of the checkpoint's logits, or None (a backbone checkpoint)."""
+    shapes = _reader(checkpoint_prefix(path)).get_variable_to_shape_map()
+    biases = shapes.get(names.LOGITS["logits/bias"])
+    return int(biases[0]) if biases else None
