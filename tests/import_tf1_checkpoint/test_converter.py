@@ -167,6 +167,22 @@ def test_a_cell_with_pyramid_pooling_equals_the_reference_head(tmp_path):
         model, values, lambda f, v: ref.dense_prediction_cell(f, v, POOLING_CELL))
 
 
+def test_aspp_with_atrous_rates_and_crop_derived_pooling_equals_the_reference_head(tmp_path):
+    """`image_pooling_crop_size` 33x49 at output stride 16: the reference pools a 3x4
+    window (int((crop - 1) / 16) + 1) at stride 1 over the 5x6 feature map."""
+    from deeplab_dpc.import_tf1_checkpoint import converter
+    from deeplab_dpc.model import DeepLab
+
+    model_options = dict(num_classes=5, backbone="mobilenet_v2", depth_multiplier=0.5,
+                         head="aspp", atrous_rates=(1, 2, 3), image_pooling_crop_size=(33, 49))
+    prefix, values = _write(tmp_path, _model_listing(**model_options))
+    model = DeepLab(**model_options)
+    converter.load_tf1_weights(model, prefix)
+    _assert_each_variable_taken_once(model, values)
+    _assert_head_equals_reference(
+        model, values, lambda f, v: ref.aspp(f, v, rates=(1, 2, 3), pool_window=(3, 4)))
+
+
 @pytest.mark.slow
 def test_xception_71_with_the_published_cell_and_decoder(tmp_path):
     """The released Cityscapes model's architecture: 812 variables, about 42M numbers."""

@@ -121,10 +121,12 @@ def dense_prediction_cell(features, v, cell):
     return conv_bn_relu(tf.concat(outputs, -1), v, "meta_architecture/concat_projection")
 
 
-def aspp(features, v, rates=()):
-    """Image pooling, 1x1, separable atrous branches, concat projection."""
+def aspp(features, v, rates=(), pool_window=None):
+    """Image pooling (global, or the reference's stride-1 window derived from
+    `image_pooling_crop_size`), 1x1, separable atrous branches, concat projection."""
     tf = _tf()
-    pooled = tf.reduce_mean(features, [1, 2], keepdims=True)
+    pooled = (tf.nn.avg_pool2d(features, pool_window, 1, "VALID") if pool_window else
+              tf.reduce_mean(features, [1, 2], keepdims=True))
     branches = [resize(conv_bn_relu(pooled, v, "image_pooling"), features.shape[1:3]),
                 conv_bn_relu(features, v, "aspp0")]
     branches += [split_separable(features, v, f"aspp{i}", (r, r))
