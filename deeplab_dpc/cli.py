@@ -80,3 +80,25 @@ def existing_path(path, flag):
         raise InputError(f"--{flag} {path} does not exist")
     return path
 
+
+def model_options(flag_values, head=None):
+    """`DeepLab` arguments from the reference's model flags, which every binary that
+    builds a model defines alike. `head=None`: the reference's rule, the cell of
+    --dense_prediction_cell_json when given, else ASPP."""
+    cell = None
+    if flag_values.dense_prediction_cell_json:
+        if head not in (None, "dpc"):
+            raise InputError("--dense_prediction_cell_json needs --head=dpc")
+        from deeplab_dpc.spec import CellSpec
+
+        cell = CellSpec.from_file(flag_values.dense_prediction_cell_json)
+    return dict(
+        backbone=flag_values.model_variant, head=head or ("dpc" if cell else "aspp"),
+        cell=cell, atrous_rates=tuple(flag_values.atrous_rates or ()),
+        aspp_with_separable_conv=flag_values.aspp_with_separable_conv,
+        add_image_level_feature=flag_values.add_image_level_feature,
+        image_pooling_crop_size=parse_size(flag_values.image_pooling_crop_size,
+                                           "image_pooling_crop_size"),
+        output_stride=flag_values.output_stride,
+        decoder_output_stride=flag_values.decoder_output_stride,
+        depth_multiplier=flag_values.depth_multiplier)

@@ -41,29 +41,12 @@ flags.DEFINE_bool("last_layers_contain_logits_only", False,
                   "With --noinitialize_last_layer: leave only the logits unset.")
 
 
-def _model_options():
-    cell = None
-    if FLAGS.dense_prediction_cell_json:
-        from deeplab_dpc.spec import CellSpec
-
-        cell = CellSpec.from_file(FLAGS.dense_prediction_cell_json)
-    return dict(
-        backbone=FLAGS.model_variant, head="dpc" if cell else "aspp", cell=cell,
-        atrous_rates=tuple(FLAGS.atrous_rates or ()),
-        aspp_with_separable_conv=FLAGS.aspp_with_separable_conv,
-        add_image_level_feature=FLAGS.add_image_level_feature,
-        image_pooling_crop_size=cli.parse_size(FLAGS.image_pooling_crop_size,
-                                               "image_pooling_crop_size"),
-        output_stride=FLAGS.output_stride, decoder_output_stride=FLAGS.decoder_output_stride,
-        depth_multiplier=FLAGS.depth_multiplier)
-
-
 def main(argv):
     del argv
     cli.require(FLAGS, "tf1_checkpoint", "output_dir")
     files.check_output_dir(FLAGS.output_dir, "output_dir")
     cli.existing_path(FLAGS.tf1_checkpoint, "tf1_checkpoint")
-    options = _model_options()
+    options = cli.model_options(FLAGS)
     import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc.import_tf1_checkpoint import run_directory
 

@@ -78,23 +78,8 @@ flags.DEFINE_integer("log_steps", 10, "Steps between log lines and scalar summar
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
 
 def _model_options():
-    cell = None
-    if FLAGS.dense_prediction_cell_json:
-        if FLAGS.head != "dpc":
-            raise InputError("--dense_prediction_cell_json needs --head=dpc")
-        from deeplab_dpc.spec import CellSpec
-
-        cell = CellSpec.from_file(FLAGS.dense_prediction_cell_json)
-    return dict(
-        backbone=FLAGS.model_variant, head=FLAGS.head, cell=cell,
-        atrous_rates=tuple(FLAGS.atrous_rates or ()),
-        aspp_with_separable_conv=FLAGS.aspp_with_separable_conv,
-        add_image_level_feature=FLAGS.add_image_level_feature,
-        image_pooling_crop_size=cli.parse_size(FLAGS.image_pooling_crop_size,
-                                               "image_pooling_crop_size"),
-        output_stride=FLAGS.output_stride, decoder_output_stride=FLAGS.decoder_output_stride,
-        depth_multiplier=FLAGS.depth_multiplier, head_filters=FLAGS.head_filters,
-        batch_norm_decay=FLAGS.batch_norm_decay, weight_decay=FLAGS.weight_decay)
+    return dict(cli.model_options(FLAGS, FLAGS.head), head_filters=FLAGS.head_filters,
+                batch_norm_decay=FLAGS.batch_norm_decay, weight_decay=FLAGS.weight_decay)
 
 
 def _check_dataset_dir():
