@@ -77,6 +77,11 @@ def world(tmp_path_factory):
         f.truncate(os.path.getsize(shard) - 50)
     w["garbage_study"] = root / "garbage.sqlite"
     w["garbage_study"].write_bytes(b"not SQLite " * 200)
+    from tests.import_tf1_checkpoint import tf1_reference
+
+    w["tf1"] = tf1_reference.write_tf1_checkpoint(root / "tf1" / "model.ckpt", tf1_reference.
+                                                  random_values(tf1_reference.model_listing(
+                                                      num_classes=3, **records.TINY_MODEL)))
     w["other_study"] = root / "other.sqlite"
     other = Study(w["other_study"], create=True)
     other.bind({"cache_content_hash": "another cache", "proxy": {}, "sampler": {}})
@@ -194,9 +199,18 @@ CASES = [
     ("import_output_not_empty", [IMPORT, "--tf1_checkpoint={root}/run",
                                  "--output_dir={root}/run_three"], "{root}/run_three",
      ["--output_dir", "{root}/run_three", "already holds files"]),
-    ("import_a_tf2_checkpoint", [IMPORT, "--tf1_checkpoint={root}/run", "--num_classes=3",
+    ("import_a_tf2_checkpoint", [IMPORT, "--tf1_checkpoint={root}/run",
                                  "--output_dir={root}/imp_b"], "{root}/imp_b",
-     ["{root}/run/", "is a TF2 checkpoint"]),
+     ["--tf1_checkpoint", "{root}/run/", "is a TF2 checkpoint"]),
+    ("train_tf1_checkpoint_folder_empty", [*TRAIN, "--train_logdir={root}/run_tf1_empty",
+                                           "--tf_initial_checkpoint={empty}"],
+     "{root}/run_tf1_empty", ["--tf_initial_checkpoint", "{empty}", "no checkpoint"]),
+    # The import report is written after the first step, so a run that fails before
+    # leaves nothing behind.
+    ("train_tf1_checkpoint_bad_data", [*TRAIN, "--dataset_dir={truncated}",
+                                       "--tf_initial_checkpoint={tf1}",
+                                       "--train_logdir={root}/run_tf1_data"],
+     "{root}/run_tf1_data", ["{truncated_shard}", "record"]),
     ("cache_dir_missing", [CACHE, "--model_variant=mobilenet_v2"], "{root}/run",
      ["--feature_cache_dir", "required"]),
     ("cache_no_backbone", [CACHE, "--feature_cache_dir={root}/cache_a"], "{root}/cache_a",

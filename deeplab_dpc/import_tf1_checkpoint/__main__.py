@@ -36,9 +36,6 @@ flags.DEFINE_integer("num_classes", None, "Classes; unset: the dataset's, else t
 flags.DEFINE_string("dataset", None, "Dataset name (class names, colormap, ignore label).")
 flags.DEFINE_string("dataset_dir", None, "TFRecords whose dataset_info.json to use; eval "
                     "reads them by default.")
-flags.DEFINE_bool("initialize_last_layer", True, "Also take the logits (and head, decoder).")
-flags.DEFINE_bool("last_layers_contain_logits_only", False,
-                  "With --noinitialize_last_layer: leave only the logits unset.")
 
 
 def main(argv):
@@ -52,9 +49,7 @@ def main(argv):
 
     report = run_directory.import_checkpoint(
         FLAGS.tf1_checkpoint, options, FLAGS.output_dir, num_classes=FLAGS.num_classes,
-        dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir,
-        initialize_last_layer=FLAGS.initialize_last_layer,
-        last_layers_contain_logits_only=FLAGS.last_layers_contain_logits_only)
+        dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir)
     print(report.summary())
     print(f"wrote {FLAGS.output_dir} (report: tf1_import.json)", flush=True)
 

@@ -52,10 +52,30 @@ def _reader(prefix):
         raise InputError(f"cannot read checkpoint {prefix}: {_short(e)}") from None
 
 
-def is_tf1_checkpoint(path):
+def open_tf1_checkpoint(path, param=_PARAM):
+    """(prefix, reader) of the reference checkpoint at `path`; a TF2 checkpoint (ours)
+    is refused, naming `param`."""
+    prefix = checkpoint_prefix(path, param)
+    reader = _reader(prefix)
+    if OBJECT_GRAPH_KEY in reader.get_variable_to_shape_map():
+        raise InputError(f"{param} {prefix} is a TF2 checkpoint, not the reference's TF1 "
+                         "checkpoint (a run directory of ours loads as it is)", param=param)
+    return prefix, reader
+
+
+def is_tf1_checkpoint(path, param=_PARAM):
     """True for a checkpoint the reference (a TF1 `Saver`) wrote: no object graph."""
-    prefix = checkpoint_prefix(path)
+    prefix = checkpoint_prefix(path, param)
     return OBJECT_GRAPH_KEY not in _reader(prefix).get_variable_to_shape_map()
+
+
+def _read(reader, prefix, name):
+    # A truncated or missing data file surfaces only here, as IndexError or OpError.
+    try:
+        return np.asarray(reader.get_tensor(name))
+    except (tf.errors.OpError, IndexError, ValueError) as e:
+        raise InputError(f"cannot read variable {name} of checkpoint {prefix} (a damaged or "
+                         f"incomplete download?): {_short(e)}") from None
 
 
 @dataclasses.dataclass
@@ -83,48 +103,66 @@ class ImportReport:
                 f"{unset}")
 
 
-def _last_layer_scopes(model, skipped_layers):
-    scopes = []
-    for layer in skipped_layers:
-        kind = layer if layer in ("logits", "decoder") else "head"
-        scopes.extend(names.LAST_LAYER_SCOPES[kind])
-    return tuple(scopes)
+def _skipped_scopes(skip):
+    """The reference's scopes of skipped last layers: its `get_extra_layer_scopes` skips
+    every head and decoder scope (whatever this model has), or the logits only."""
+    if not skip:
+        return ()
+    if skip == {"logits"}:
+        return names.LAST_LAYER_SCOPES["logits"]
+    return tuple(s for scopes in names.LAST_LAYER_SCOPES.values() for s in scopes)
 
 
-def _missing_error(prefix, model, missing, found):
-    """One line for the first weight whose variable the checkpoint lacks."""
-    path, name, shape = missing[0]
+def _hint(stray, head):
+    """The flag that would have used leftover variables (the head's first), as '; ...'."""
+    return next(("; " + hint for hint in names.flag_hints(stray, head)), "")
+
+
+_MODEL_PARAMS = ("dense_prediction_cell_json", "decoder_output_stride", "atrous_rates",
+                 "add_image_level_feature", "model_variant", "depth_multiplier")
+
+
+def _refusal(prefix, model, missing, mismatched, stray, shapes, fine_tuning):
+    """The one line for the first thing that does not fit, most telling first."""
     last = set(model.last_layers())
-    last_missing = [m for m in missing if m[0].split("/")[0] in last]
-    if len(last_missing) == len(missing) and not any(
-            p.split("/")[0] in last for p in found):
+    in_backbone = [m for m in missing if m[0].split("/")[0] not in last]
+    if in_backbone and len(in_backbone) == sum(
+            1 for w in model.backbone.weights):
         return InputError(
-            f"checkpoint {prefix} has no variables of the head, decoder or logits (no "
-            f"{name}): a backbone checkpoint, e.g. ImageNet? Pass initialize_last_layer="
-            "False to start them from scratch", param=("initialize_last_layer",))
-    backbone = model.backbone_name
-    if not any(p.split("/")[0] not in last for p in found):
+            f"checkpoint {prefix} has no {model.backbone_name} backbone variables (no "
+            f"{in_backbone[0][1]}); check model_variant", param="model_variant")
+    if missing:
+        path, name, shape = missing[0]
+        if fine_tuning and all(m[0].split("/")[0] in last for m in missing) and not any(
+                n.startswith(_skipped_scopes({"head"})) for n in shapes):
+            return InputError(
+                f"checkpoint {prefix} has no variables of the head, decoder or logits (no "
+                f"{name}): a backbone checkpoint, e.g. ImageNet? Pass initialize_last_layer="
+                "False to start them from scratch", param="initialize_last_layer")
         return InputError(
-            f"checkpoint {prefix} has no {backbone} backbone variables (no {name}); "
-            "check model_variant", param="model_variant")
-    return InputError(f"checkpoint {prefix} has no variable {name} (for the Keras weight "
-                      f"{path}, shape {list(shape)}; {len(missing)} missing in all)")
+            f"checkpoint {prefix} has no variable {name} (for the Keras weight {path}, shape "
+            f"{list(shape)}; {len(missing)} missing in all){_hint(stray, model.head)}",
+            param=_MODEL_PARAMS)
+    if mismatched:
+        path, name, theirs, ours = mismatched[0]
+        if name.startswith("logits/"):
+            fix = ("initialize_last_layer=False leaves the logits out" if fine_tuning else
+                   f"import with num_classes={theirs[-1]} or its dataset")
+            return InputError(
+                f"checkpoint {prefix}: variable {name} has shape {list(theirs)}, the Keras "
+                f"weight {path} has shape {list(ours)}: the checkpoint has {theirs[-1]} "
+                f"classes, the model {ours[-1]} ({fix})",
+                param=("initialize_last_layer", "num_classes"))
+        return InputError(
+            f"checkpoint {prefix}: variable {name} has shape {list(theirs)}, the Keras weight "
+            f"{path} has shape {list(ours)}; check model_variant and depth_multiplier",
+            param=("model_variant", "depth_multiplier"))
+    return InputError(
+        f"checkpoint {prefix}: variable {stray[0]} {list(shapes[stray[0]])} has no place in "
+        f"this model ({len(stray)} such variables){_hint(stray, model.head)}", param=_MODEL_PARAMS)
 
 
-def _shape_error(prefix, name, theirs, path, ours):
-    hint, param = "", ()
-    if name.startswith("logits/"):
-        hint = (f"; the checkpoint has {theirs[-1]} classes, the model {ours[-1]} (another "
-                "dataset? initialize_last_layer=False leaves the logits out)")
-        param = ("initialize_last_layer",)
-    elif not name.startswith(names.LAST_LAYER_SCOPES["head"] + ("decoder/",)):
-        hint, param = "; check model_variant and depth_multiplier", (
-            "model_variant", "depth_multiplier")
-    return InputError(f"checkpoint {prefix}: variable {name} has shape {list(theirs)}, the "
-                      f"Keras weight {path} has shape {list(ours)}{hint}", param=param)
-
-
-def load_tf1_weights(model, path, skip_layers=()):
+def load_tf1_weights(model, path, skip_layers=(), param=_PARAM, fine_tuning=False):
     """Sets every weight of `model` (a `DeepLab`) from the reference checkpoint at
     `path`, except those of the top-level layers `skip_layers` (e.g. the logits of
     another class count). Returns an `ImportReport`.
@@ -132,17 +170,14 @@ def load_tf1_weights(model, path, skip_layers=()):
     Refused, with one line naming the variable (and both shapes where they differ):
     a weight whose variable is missing or of another shape, and a checkpoint variable
     that no weight takes unless it is of an allowed kind (`names.ALLOWED_UNUSED`) or
-    of a skipped layer. Nothing is assigned before everything has been checked.
+    in the scopes of skipped layers. Nothing is assigned before everything has been
+    checked. `param` names the flag of `path`; `fine_tuning` (training) suggests
+    `initialize_last_layer` where an import would suggest `num_classes`.
     """
-    prefix = checkpoint_prefix(path)
-    reader = _reader(prefix)
+    prefix, reader = open_tf1_checkpoint(path, param)
     shapes = reader.get_variable_to_shape_map()
-    if OBJECT_GRAPH_KEY in shapes:
-        raise InputError(f"{prefix} is a TF2 checkpoint, not the reference's TF1 checkpoint; "
-                         "pass its run directory as an initial checkpoint instead",
-                         param=_PARAM)
     skip = set(skip_layers)
-    plan, missing, found, unset = [], [], [], []
+    plan, missing, mismatched, unset = [], [], [], []
     for layer in model.layers:
         for weight in layer.weights:
             if layer.name in skip:
@@ -153,16 +188,13 @@ def load_tf1_weights(model, path, skip_layers=()):
                 else weight.path
             if name not in shapes:
                 missing.append((where, name, tuple(weight.shape)))
-                continue
-            found.append(where)
-            if tuple(shapes[name]) != tuple(weight.shape):
-                raise _shape_error(prefix, name, shapes[name], weight.path, weight.shape)
-            plan.append((weight, name))
-    if missing:
-        raise _missing_error(prefix, model, missing, found)
+            elif tuple(shapes[name]) != tuple(weight.shape):
+                mismatched.append((weight.path, name, tuple(shapes[name]), tuple(weight.shape)))
+            else:
+                plan.append((weight, name))
 
-    taken = {name for _, name in plan}
-    skipped_scopes = _last_layer_scopes(model, skip)
+    taken = {name for _, name in plan} | {m[1] for m in mismatched}
+    skipped_scopes = _skipped_scopes(skip)
     unused, stray = {}, []
     for name in sorted(shapes):
         if name in taken:
@@ -173,17 +205,10 @@ def load_tf1_weights(model, path, skip_layers=()):
             stray.append(name)
         else:
             unused.setdefault(kind, []).append(name)
-    if stray:
-        hint = names.flag_hint(stray[0])
-        raise InputError(
-            f"checkpoint {prefix}: variable {stray[0]} {list(shapes[stray[0]])} has no place "
-            f"in this model ({len(stray)} such variables){'; ' + hint if hint else ''}",
-            param=("dense_prediction_cell_json", "decoder_output_stride", "atrous_rates",
-                   "add_image_level_feature"))
+    if missing or mismatched or stray:
+        raise _refusal(prefix, model, missing, mismatched, stray, shapes, fine_tuning)
 
-    values = []
-    for weight, name in plan:
-        values.append(np.asarray(reader.get_tensor(name)).astype(weight.dtype))
+    values = [_read(reader, prefix, name).astype(weight.dtype) for weight, name in plan]
     for (weight, _), value in zip(plan, values):
         weight.assign(value)
     return ImportReport(
@@ -194,10 +219,11 @@ def load_tf1_weights(model, path, skip_layers=()):
 
 def global_step(path):
     """The checkpoint's `global_step`, or None."""
-    reader = _reader(checkpoint_prefix(path))
+    prefix = checkpoint_prefix(path)
+    reader = _reader(prefix)
     if "global_step" not in reader.get_variable_to_shape_map():
         return None
-    return int(reader.get_tensor("global_step"))
+    return int(_read(reader, prefix, "global_step"))
 
 
 def num_classes(path):

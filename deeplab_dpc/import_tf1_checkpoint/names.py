@@ -135,15 +135,19 @@ LAST_LAYER_SCOPES = {
     "decoder": ("decoder/",),
 }
 
-# An unused variable of one of these scopes suggests the flag that would have used it.
-FLAG_HINTS = (
-    ("meta_architecture/", "the checkpoint holds a dense prediction cell: pass its "
-                           "dense_prediction_cell_json"),
-    ("decoder/", "the checkpoint holds a decoder: pass decoder_output_stride=4"),
-    ("aspp", "the checkpoint's ASPP has other branches: check atrous_rates"),
-    ("image_pooling/", "the checkpoint's ASPP has image pooling: check "
-                       "add_image_level_feature"),
-)
+# An unused variable of one of these scopes suggests the flag that would have used it,
+# by the head the model was built with.
+FLAG_HINTS = {
+    "dpc": (("image_pooling/", "the checkpoint holds an ASPP head: leave out "
+                               "dense_prediction_cell_json"),
+            ("decoder/", "the checkpoint holds a decoder: pass decoder_output_stride=4")),
+    "aspp": (("meta_architecture/", "the checkpoint holds a dense prediction cell: pass its "
+                                    "dense_prediction_cell_json"),
+             ("decoder/", "the checkpoint holds a decoder: pass decoder_output_stride=4"),
+             ("aspp", "the checkpoint's ASPP has other branches: check atrous_rates"),
+             ("image_pooling/", "the checkpoint's ASPP pools images: check "
+                                "add_image_level_feature")),
+}
 
 
 def allowed_unused_kind(name):
@@ -154,9 +158,8 @@ def allowed_unused_kind(name):
     return None
 
 
-def flag_hint(name):
-    """Which flag would have used the unused variable `name`, or ''."""
-    for scope, hint in FLAG_HINTS:
-        if name.startswith(scope):
-            return hint
-    return ""
+def flag_hints(unused, head):
+    """For unused variables of a model with `head` ("dpc" or "aspp"): the flags that
+    would have used them, most telling first."""
+    return [hint for scope, hint in FLAG_HINTS[head]
+            if any(name.startswith(scope) for name in unused)]

@@ -21,8 +21,8 @@ def _dataset_info(dataset, dataset_dir, num_classes, prefix):
     if num_classes is None:
         num_classes = info.num_classes if info else converter.num_classes(prefix)
     if num_classes is None:
-        raise InputError(f"checkpoint {prefix} has no logits: pass num_classes (or a dataset)",
-                         param="num_classes")
+        raise InputError(f"checkpoint {prefix} has no logits: pass num_classes or dataset",
+                         param=("num_classes", "dataset"))
     if info is None:
         return datasets.DatasetInfo(name="imported", num_classes=num_classes)
     if info.num_classes != num_classes:
@@ -32,22 +32,23 @@ def _dataset_info(dataset, dataset_dir, num_classes, prefix):
 
 
 def import_checkpoint(tf1_checkpoint, model_options, output_dir, num_classes=None,
-                      dataset=None, dataset_dir=None, initialize_last_layer=True,
-                      last_layers_contain_logits_only=False):
-    """Builds `DeepLab(num_classes, **model_options)`, sets its weights from the
+                      dataset=None, dataset_dir=None):
+    """Builds `DeepLab(num_classes, **model_options)`, sets all its weights from the
     reference checkpoint and writes the run directory `output_dir` (which must not
     hold files yet). The class count comes from `num_classes`, else the dataset
     (`dataset` name or `dataset_dir`'s `dataset_info.json`), else the checkpoint's
-    logits. Returns the `converter.ImportReport`."""
+    logits. Returns the `converter.ImportReport`.
+
+    Every weight must come from the checkpoint: a model with fresh last layers is no
+    model to evaluate (training takes a TF1 checkpoint directly for that)."""
     files.check_output_dir(output_dir, "output_dir")
     if tf.io.gfile.isdir(output_dir) and tf.io.gfile.listdir(output_dir):
         raise InputError(f"output_dir {output_dir} already holds files; name a new folder",
                          param="output_dir")
-    prefix = converter.checkpoint_prefix(tf1_checkpoint)
+    prefix, _ = converter.open_tf1_checkpoint(tf1_checkpoint)
     info = _dataset_info(dataset, dataset_dir, num_classes, prefix)
     model = DeepLab(info.num_classes, **{"name": "deeplab", **model_options})
-    skip = [] if initialize_last_layer else model.last_layers(last_layers_contain_logits_only)
-    report = converter.load_tf1_weights(model, prefix, skip)
+    report = converter.load_tf1_weights(model, prefix)
     # Saved as the step the reference reached, so that eval's follow mode stops there.
     step = max(converter.global_step(prefix) or 0, 1)
     record = {"tf1_checkpoint": prefix, "dataset": info.name, "dataset_dir": dataset_dir,

@@ -67,6 +67,8 @@ def deeplab_hooks(config, dataset_info, tfrecords=True):
     """DeepLab's `TrainHooks`: its run config, initial checkpoint and image summaries
     (and, when it reads `config.dataset_dir`'s TFRecords, which shard is bad)."""
 
+    tf1_reports = []  # written beside model_config.json, after the first step
+
     def initialize(model):
         if not config.tf_initial_checkpoint:
             return None
@@ -75,11 +77,16 @@ def deeplab_hooks(config, dataset_info, tfrecords=True):
             config.last_layers_contain_logits_only)
         line = (f"initialised from {config.tf_initial_checkpoint}"
                 + (f" except {', '.join(skipped)}" if skipped else ""))
-        if tf1_report is not None:  # the import report, beside the run's output
-            files.write_json_atomically(
-                os.path.join(config.train_logdir, converter.REPORT_FILE), tf1_report.to_dict())
+        if tf1_report is not None:
+            tf1_reports.append(tf1_report)
             line += f" (TF1 checkpoint: {tf1_report.summary()})"
         return line
+
+    def write_run_config(model):
+        run_dir.write_run_config(config.train_logdir, model, dataset_info, config.to_dict())
+        for report in tf1_reports:
+            files.write_json_atomically(
+                os.path.join(config.train_logdir, converter.REPORT_FILE), report.to_dict())
 
     def describe_data_error(error):
         # Only errors of the input pipeline send us scanning the shards; a model's
@@ -99,8 +106,7 @@ def deeplab_hooks(config, dataset_info, tfrecords=True):
 
     return loop.TrainHooks(
         check_run_config=lambda model: run_dir.check_run_config(config.train_logdir, model),
-        write_run_config=lambda model: run_dir.write_run_config(
-            config.train_logdir, model, dataset_info, config.to_dict()),
+        write_run_config=write_run_config,
         initialize=initialize,
         write_images=image_summaries(dataset_info.colormap_array()),
         describe_data_error=describe_data_error if tfrecords else None)

@@ -63,7 +63,7 @@ def _is_tf1(path):
         return False
     if not tf.io.gfile.isdir(path) and not tf.io.gfile.exists(path + ".index"):
         return False
-    return converter.is_tf1_checkpoint(path)
+    return converter.is_tf1_checkpoint(path, param="tf_initial_checkpoint")
 
 
 def restore_initial_weights(model, path, initialize_last_layer=True,
@@ -75,7 +75,8 @@ def restore_initial_weights(model, path, initialize_last_layer=True,
     checkpoint or None)."""
     skip = excluded_layers(model, initialize_last_layer, last_layers_contain_logits_only)
     if _is_tf1(path):
-        return sorted(skip), converter.load_tf1_weights(model, path, skip)
+        return sorted(skip), converter.load_tf1_weights(
+            model, path, skip, param="tf_initial_checkpoint", fine_tuning=True)
     source = _source_model(path, model)
     updates = []  # all checked before any is set: a refused checkpoint changes nothing
     for layer in model.layers:

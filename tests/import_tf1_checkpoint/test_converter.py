@@ -25,17 +25,6 @@ POOLING_CELL = [{"kernel": 3, "rate": [1, 6], "op": "conv", "input": -1},
                 {"op": "pyramid_pooling", "grid_size": [1, 1], "input": 3}]
 
 
-def _model_listing(**model):
-    """(name, shape) of every weight of a DeepLab, by the name table (for models
-    without a listing of the original graph)."""
-    from deeplab_dpc.import_tf1_checkpoint import names
-    from deeplab_dpc.model import DeepLab
-
-    deeplab = DeepLab(**model)
-    return [(names.tf1_name(w.path, deeplab.backbone_name), tuple(w.shape))
-            for w in deeplab.weights]
-
-
 def _write(tmp_path, variables, extras=None, global_step=GLOBAL_STEP, seed=0):
     values = ref.random_values(variables, seed)
     extra = ref.random_values(list((extras or {}).items()), seed + 1)
@@ -134,7 +123,7 @@ def test_mobilenet_v2_at_depth_half_with_dpc_and_decoder(tmp_path):
 
     model_options = dict(num_classes=19, backbone="mobilenet_v2", depth_multiplier=0.5,
                          head="dpc", decoder_output_stride=4)
-    variables = _model_listing(**model_options)
+    variables = ref.model_listing(**model_options)
     assert len(variables) == 337
     prefix, values = _write(tmp_path, variables)
     cell = tmp_path / "cell.json"
@@ -158,7 +147,7 @@ def test_a_cell_with_pyramid_pooling_equals_the_reference_head(tmp_path):
 
     model_options = dict(num_classes=5, backbone="mobilenet_v2", depth_multiplier=0.5,
                          head="dpc", cell=POOLING_CELL, decoder_output_stride=4)
-    prefix, values = _write(tmp_path, _model_listing(**model_options))
+    prefix, values = _write(tmp_path, ref.model_listing(**model_options))
     model = DeepLab(**model_options)
     report = converter.load_tf1_weights(model, prefix)
     assert len(report.used) == len(values) and report.unset == []
@@ -175,7 +164,7 @@ def test_aspp_with_atrous_rates_and_crop_derived_pooling_equals_the_reference_he
 
     model_options = dict(num_classes=5, backbone="mobilenet_v2", depth_multiplier=0.5,
                          head="aspp", atrous_rates=(1, 2, 3), image_pooling_crop_size=(33, 49))
-    prefix, values = _write(tmp_path, _model_listing(**model_options))
+    prefix, values = _write(tmp_path, ref.model_listing(**model_options))
     model = DeepLab(**model_options)
     converter.load_tf1_weights(model, prefix)
     _assert_each_variable_taken_once(model, values)
@@ -222,7 +211,7 @@ def test_a_shape_mismatch_is_one_line_naming_the_variable_and_both_shapes(
                         "--num_classes=19")
     assert_one_line_error(result, "logits/semantic/weights", "[1, 1, 256, 21]",
                           "logits/kernel", "[1, 1, 256, 19]", "21 classes",
-                          "--initialize_last_layer")
+                          "--num_classes=21")
     assert not (tmp_path / "run").exists()
 
 
@@ -249,11 +238,13 @@ def test_a_checkpoint_of_another_head_names_what_is_missing_or_left_over(
     cell.write_text(published_cell().to_json())
     result = run_binary(BINARY, f"--tf1_checkpoint={prefix}", f"--output_dir={tmp_path}/run",
                         f"--dense_prediction_cell_json={cell}")
-    assert_one_line_error(result, "has no variable meta_architecture/branch0_depthwise")
+    assert_one_line_error(result, "has no variable meta_architecture/branch0_depthwise",
+                          "holds an ASPP head: leave out --dense_prediction_cell_json")
     # A DPC + decoder checkpoint read as ASPP, then as a DPC without the decoder.
     options = dict(num_classes=3, backbone="mobilenet_v2", depth_multiplier=0.5, head="dpc")
-    prefix, _ = _write(tmp_path / "dpc", _model_listing(**options, decoder_output_stride=4))
-    with pytest.raises(InputError, match="no variable image_pooling/weights"):
+    prefix, _ = _write(tmp_path / "dpc", ref.model_listing(**options, decoder_output_stride=4))
+    with pytest.raises(InputError, match="no variable image_pooling/weights.*holds a dense "
+                                         "prediction cell: pass its dense_prediction_cell_json"):
         converter.load_tf1_weights(DeepLab(**dict(options, head="aspp", atrous_rates=())),
                                    prefix)
     model = DeepLab(**options)
@@ -265,6 +256,33 @@ def test_a_checkpoint_of_another_head_names_what_is_missing_or_left_over(
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
 
 
+def test_a_wrong_backbone_or_depth_names_the_flag(aspp_checkpoint, tmp_path):
+    prefix, _ = aspp_checkpoint
+    result = run_binary(BINARY, f"--tf1_checkpoint={prefix}", f"--output_dir={tmp_path}/a",
+                        "--model_variant=xception_65")
+    assert_one_line_error(result, "no xception_65 backbone variables", "--model_variant")
+    result = run_binary(BINARY, f"--tf1_checkpoint={prefix}", f"--output_dir={tmp_path}/b",
+                        "--depth_multiplier=0.5")
+    assert_one_line_error(result, "MobilenetV2/Conv/weights has shape [3, 3, 3, 32]",
+                          "[3, 3, 3, 16]", "--depth_multiplier")
+
+
+def test_a_damaged_checkpoint_is_one_line(aspp_checkpoint, tmp_path):
+    """A checkpoint whose data file was cut short (a broken download)."""
+    import shutil
+
+    prefix, _ = aspp_checkpoint
+    damaged = tmp_path / "damaged"
+    shutil.copytree(os.path.dirname(prefix), damaged)
+    data = damaged / "model.ckpt.data-00000-of-00001"
+    with open(data, "rb+") as f:
+        f.truncate(os.path.getsize(data) // 2)
+    result = run_binary(BINARY, f"--tf1_checkpoint={damaged}/model.ckpt",
+                        f"--output_dir={tmp_path}/run")
+    assert_one_line_error(result, "cannot read variable", f"{damaged}/model.ckpt")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_tf2_checkpoint_is_not_taken_for_a_tf1_one(tmp_path):
     import tensorflow as tf
 
@@ -272,9 +290,8 @@ def test_a_tf2_checkpoint_is_not_taken_for_a_tf1_one(tmp_path):
 
     prefix = tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "tf2"))
     assert not converter.is_tf1_checkpoint(prefix)
-    result = run_binary(BINARY, f"--tf1_checkpoint={prefix}", f"--output_dir={tmp_path}/run",
-                        "--num_classes=3")
-    assert_one_line_error(result, "is a TF2 checkpoint")
+    result = run_binary(BINARY, f"--tf1_checkpoint={prefix}", f"--output_dir={tmp_path}/run")
+    assert_one_line_error(result, "--tf1_checkpoint", "is a TF2 checkpoint")
 
 
 # ----------------------------------------------------------------------- training
@@ -289,7 +306,7 @@ def test_training_starts_from_a_tf1_checkpoint(tmp_path):
                                   model={"weight_decay": 0.0}, base_learning_rate=1e-12,
                                   fine_tune_batch_norm=False)
     model_options = dict(num_classes=toy_data.NUM_CLASSES, **config.model)
-    prefix, values = _write(tmp_path, _model_listing(**model_options))
+    prefix, values = _write(tmp_path, ref.model_listing(**model_options))
     import dataclasses
 
     config = dataclasses.replace(config, tf_initial_checkpoint=prefix)
@@ -313,7 +330,7 @@ def test_an_imagenet_backbone_checkpoint_needs_noinitialize_last_layer(tmp_path)
 
     options = dict(num_classes=3, backbone="mobilenet_v2", depth_multiplier=0.5, head="dpc",
                    decoder_output_stride=4)
-    backbone = [(n, s) for n, s in _model_listing(**options) if n.startswith("MobilenetV2/")]
+    backbone = [(n, s) for n, s in ref.model_listing(**options) if n.startswith("MobilenetV2/")]
     prefix, values = _write(tmp_path, backbone,
                             {"MobilenetV2/Logits/Conv2d_1c_1x1/biases": (1001,)})
     model = DeepLab(**options)

@@ -23,6 +23,18 @@ def listing(name):
         return [(n, tuple(shape)) for n, shape in json.load(f)]
 
 
+def model_listing(**model):
+    """(name, shape) of every weight of `DeepLab(**model)` by the name table, for models
+    without a listing of the original graph (so only the forward pass checks the
+    table there)."""
+    from deeplab_dpc.import_tf1_checkpoint import names
+    from deeplab_dpc.model import DeepLab
+
+    deeplab = DeepLab(**model)
+    return [(names.tf1_name(w.path, deeplab.backbone_name), tuple(w.shape))
+            for w in deeplab.weights]
+
+
 def random_values(variables, seed=0):
     """{name: float32 array} for [(name, shape)]: batch norm in its kind's range,
     kernels with a fan-in scale (activations stay near 1), biases small."""
