@@ -33,6 +33,10 @@ STARTUP_LINES = (
     r"to use available CPU instructions .*",
     r"To enable the following instructions: .* rebuild TensorFlow with the appropriate "
     r"compiler flags\.",
+    # oneDNN's notice at the first float16 op of a process (even on AVX-512 CPUs), logged
+    # at error level; `import_tensorflow` runs one such op while the filter listens.
+    r"E\d{4} [\d:.]+\s+\d+ util\.cc:\d+\] oneDNN supports DT_HALF only on platforms with "
+    r"AVX-512\. Falling back to the default Eigen-based implementation if present\.",
 )
 
 # The filter process: stdin -> stdout (the real stderr), known lines dropped.
@@ -62,8 +66,9 @@ _module = []
 
 
 def import_tensorflow():
-    """Imports TensorFlow and initialises its devices (where CUDA is probed) with the
-    known start-up lines filtered out of stderr; returns the module."""
+    """Imports TensorFlow, initialises its devices (where CUDA is probed) and runs one
+    float16 op, with the known start-up lines filtered out of stderr; returns the
+    module."""
     with _lock:
         if not _module:
             sys.stderr.flush()
@@ -74,6 +79,8 @@ def import_tensorflow():
                 import tensorflow as tf
 
                 tf.config.list_physical_devices()
+                # Float16 caches and mixed precision would print oneDNN's notice later.
+                tf.cast(tf.zeros([1], tf.float16), tf.float32)
             finally:
                 sys.stderr.flush()
                 os.dup2(real, 2)  # the pipe's last write end closes: the filter drains, ends

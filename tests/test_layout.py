@@ -157,7 +157,8 @@ def test_flags_live_only_in_binaries(graph):
     binaries = sorted(m[:-len(".__main__")] for m in edges if m.endswith(".__main__"))
     assert binaries == ["deeplab_dpc.cache_features", "deeplab_dpc.eval", "deeplab_dpc.export",
                         "deeplab_dpc.import_tf1_checkpoint",
-                        "deeplab_dpc.predict", "deeplab_dpc.search", "deeplab_dpc.stats",
+                        "deeplab_dpc.predict", "deeplab_dpc.rerank", "deeplab_dpc.search",
+                        "deeplab_dpc.stats",
                         "deeplab_dpc.train", "deeplab_dpc.vis"]
     for folder, subfolders, names in os.walk(os.path.join(ROOT, "deeplab_dpc")):
         assert not {f"{d}.py" for d in subfolders} & set(names), folder

@@ -14,6 +14,9 @@ DROPPED = [
     "You may see slightly different numerical results due to floating-point round-off "
     "errors from different computation orders. To turn them off, set the environment "
     "variable `TF_ENABLE_ONEDNN_OPTS=0`.",
+    "E0000 00:00:1796524004.436547    4806 util.cc:131] oneDNN supports DT_HALF only on "
+    "platforms with AVX-512. Falling back to the default Eigen-based implementation if "
+    "present.",
     "To enable the following instructions: AVX2 FMA, in other operations, rebuild "
     "TensorFlow with the appropriate compiler flags.",
 ]

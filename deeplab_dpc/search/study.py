@@ -13,8 +13,14 @@ Tables (schema version 1, in `PRAGMA user_version`):
   candidates  every draw of the seed stream: index, key, and what became of it
               (trial, collision, over_budget), so a resumed search continues the
               stream where it stopped and collisions stay on record.
-Later schema versions add tables (repeats, re-ranks) through `MIGRATIONS`; a file
-of a newer version is refused in one line. Transactions are `BEGIN IMMEDIATE`
+Schema version 2 adds re-ranking: `schedules` (hash -> the training flags of a
+re-rank), `reranks` (one end-to-end run per (key, seed, schedule): state, run
+directory, mIOU on the search split and on val; finished rows never change) and the
+view `rerank_summary` (runs, mean, min and max per key and schedule). Proxy trials
+outside the search's stream sit in `trials` too: baselines (origin `baseline`, at
+the study's seed) and repeats of one cell at other seeds (origin `repeat`, the
+noise floor). Each version's tables come through `MIGRATIONS`; a file of a newer
+version is refused in one line. Transactions are `BEGIN IMMEDIATE`
 (one writer at a time, others wait), so a SIGKILL at any moment leaves either
 the whole transaction or none of it.
 """
@@ -70,6 +76,41 @@ MIGRATIONS = {
         """CREATE TRIGGER finished_trials_stay BEFORE DELETE ON trials
              WHEN OLD.state IN ('done', 'failed', 'stopped')
              BEGIN SELECT RAISE(ABORT, 'a finished trial never changes'); END""",
+    ],
+    # Re-ranking (`deeplab_dpc.rerank`): end-to-end runs of chosen cells, per seed and
+    # training schedule, and their mean and range per cell.
+    2: [
+        """CREATE TABLE schedules (hash TEXT PRIMARY KEY, flags TEXT NOT NULL,
+                                   created REAL NOT NULL)""",
+        """CREATE TABLE reranks (
+             id INTEGER PRIMARY KEY,
+             key TEXT NOT NULL,
+             seed INTEGER NOT NULL,
+             schedule TEXT NOT NULL REFERENCES schedules (hash),
+             origin TEXT NOT NULL CHECK (origin IN ('top', 'spread', 'baseline')),
+             cell TEXT NOT NULL,
+             run_dir TEXT NOT NULL,
+             state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+             search_miou REAL,
+             val_miou REAL,
+             result TEXT,
+             error TEXT,
+             owner TEXT,
+             created REAL NOT NULL,
+             finished REAL,
+             UNIQUE (key, seed, schedule))""",
+        """CREATE TRIGGER finished_reranks_never_change BEFORE UPDATE ON reranks
+             WHEN OLD.state IN ('done', 'failed')
+             BEGIN SELECT RAISE(ABORT, 'a finished re-rank run never changes'); END""",
+        """CREATE TRIGGER finished_reranks_stay BEFORE DELETE ON reranks
+             WHEN OLD.state IN ('done', 'failed')
+             BEGIN SELECT RAISE(ABORT, 'a finished re-rank run never changes'); END""",
+        """CREATE VIEW rerank_summary AS
+             SELECT key, schedule, origin, COUNT(*) AS runs,
+                    AVG(search_miou) AS search_mean, MIN(search_miou) AS search_min,
+                    MAX(search_miou) AS search_max, AVG(val_miou) AS val_mean,
+                    MIN(val_miou) AS val_min, MAX(val_miou) AS val_max
+             FROM reranks WHERE state = 'done' GROUP BY key, schedule""",
     ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)

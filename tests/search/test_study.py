@@ -67,13 +67,13 @@ def test_an_older_study_migrates_forward_keeping_its_trials(tmp_path, monkeypatc
     s.close()
     version = study_lib.SCHEMA_VERSION + 1
     migrations = dict(study_lib.MIGRATIONS)
-    migrations[version] = ["CREATE TABLE reranks (id INTEGER PRIMARY KEY, trial_id INTEGER)"]
+    migrations[version] = ["CREATE TABLE later (id INTEGER PRIMARY KEY, trial_id INTEGER)"]
     monkeypatch.setattr(study_lib, "MIGRATIONS", migrations)
     monkeypatch.setattr(study_lib, "SCHEMA_VERSION", version)
     s = Study(tmp_path / "s.sqlite")
     assert s.conn.execute("PRAGMA user_version").fetchone()[0] == version
     assert [t.key for t in s.trials()] == ["k1"]
-    s.conn.execute("INSERT INTO reranks (trial_id) VALUES (1)")
+    s.conn.execute("INSERT INTO later (trial_id) VALUES (1)")
 
 
 def test_a_finished_row_never_changes(tmp_path):
@@ -177,3 +177,25 @@ def test_an_unwritable_study_path_is_one_line(tmp_path):
         Study(tmp_path / "a_file" / "s.sqlite", create=True)
     with pytest.raises(InputError, match="does not exist"):
         Study(tmp_path / "missing.sqlite")
+
+
+def test_a_version_1_study_gains_the_rerank_tables(tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(study_lib, "MIGRATIONS", {1: study_lib.MIGRATIONS[1]})
+        patch.setattr(study_lib, "SCHEMA_VERSION", 1)
+        s = _study(tmp_path)
+        _add(s, "k1", state="pending")
+        s.close()
+    s = Study(tmp_path / "s.sqlite")
+    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert [t.key for t in s.trials()] == ["k1"]
+    s.conn.execute("INSERT INTO schedules (hash, flags, created) VALUES ('h', '[]', 0)")
+    for seed, miou in ((0, 0.5), (1, 0.7)):
+        s.conn.execute("INSERT INTO reranks (key, seed, schedule, origin, cell, run_dir, state, "
+                       "search_miou, val_miou, created) VALUES ('k1', ?, 'h', 'top', '[]', "
+                       "'d', 'done', ?, ?, 0)", (seed, miou, miou - 0.1))
+    row = s.conn.execute("SELECT runs, search_mean, search_min, search_max, val_mean "
+                         "FROM rerank_summary").fetchone()
+    assert row == pytest.approx((2, 0.6, 0.5, 0.7, 0.5))
+    with pytest.raises(sqlite3.DatabaseError, match="never changes"):
+        s.conn.execute("UPDATE reranks SET search_miou = 0.9 WHERE seed = 0")
