@@ -24,14 +24,18 @@ setuptools.setup(
         "h5py",
         "tqdm",
         "importlib_resources",  # tensorflow-datasets needs it to prepare data, undeclared
+        "scipy",  # the analysis' rank correlation
     ],
     extras_require={
         # `pip install deeplab-dpc[gpu]` pulls the CUDA wheels TensorFlow publishes for Linux.
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         # Distributed search on a Ray cluster (`python -m deeplab_dpc.search --backend=ray`).
         "ray": ["ray[tune]>=2.9"],
-        # The tests run the Ray backend too, on a local instance.
-        "test": ["pytest", "pytest-xdist", "hypothesis", "scipy", "ray[tune]>=2.9"],
+        # `python -m deeplab_dpc.analyze`'s figures.
+        "plots": ["matplotlib"],
+        # The tests run the Ray backend too, on a local instance, and draw the figures.
+        "test": ["pytest", "pytest-xdist", "hypothesis", "scipy", "matplotlib",
+                 "ray[tune]>=2.9"],
     },
     license="Apache-2.0",
 )

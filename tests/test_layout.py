@@ -155,7 +155,8 @@ def test_flags_live_only_in_binaries(graph):
                 name != "deeplab_dpc.cli":
             assert not uses_absl_flags(modules[name]), f"{name} uses absl flags"
     binaries = sorted(m[:-len(".__main__")] for m in edges if m.endswith(".__main__"))
-    assert binaries == ["deeplab_dpc.cache_features", "deeplab_dpc.eval", "deeplab_dpc.export",
+    assert binaries == ["deeplab_dpc.analyze", "deeplab_dpc.cache_features", "deeplab_dpc.eval",
+                        "deeplab_dpc.export",
                         "deeplab_dpc.import_tf1_checkpoint",
                         "deeplab_dpc.predict", "deeplab_dpc.rerank", "deeplab_dpc.search",
                         "deeplab_dpc.stats",
