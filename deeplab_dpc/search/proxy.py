@@ -356,6 +356,53 @@ def _forget_custom_gradients(registry, before):
                 del registry[name]
 
 
+def _loop_args(head, cache, settings, seed, trial_dir, log):
+    """`loop.train`'s arguments for a trial of `head` checkpointing in `trial_dir`."""
+    from deeplab_dpc import run_dir
+    from deeplab_dpc.data.datasets import DatasetInfo
+    from deeplab_dpc.train import loop
+
+    config = _train_config(cache, settings, seed, trial_dir)
+    info = DatasetInfo(cache.settings["dataset"]["name"], cache.num_classes,
+                       cache.ignore_label, cache.class_names)
+    record = {"proxy": settings.to_dict(), "seed": seed, "cache": cache.content_hash,
+              "head": heads_lib.head_to_json(head)}
+    hooks = loop.TrainHooks(
+        describe_data_error=lambda error: describe_bad_shard(cache, settings.train_split),
+        check_run_config=lambda m: run_dir.check_run_config(trial_dir, m, MODEL_CLASS),
+        write_run_config=lambda m: run_dir.write_run_config(trial_dir, m, info, record,
+                                                            MODEL_CLASS))
+    return dict(config=config, model_fn=lambda: build_proxy_model(head, cache, settings),
+                dataset_fn=lambda ctx: proxy_dataset(cache, settings, seed, ctx),
+                ignore_label=cache.ignore_label, hooks=hooks, log=log or (lambda line: None))
+
+
+def learning_curve(head, cache, settings=ProxySettings(), seed=0, every=100, trial_dir=None,
+                   log=None):
+    """[(step, mIOU on the search split)] of one trial, scored every `every` steps of its
+    unchanged schedule (the loop pauses at each, is scored and goes on), to choose a
+    step count past the jump in which a context cue is learned. Resumes from
+    `trial_dir`'s checkpoints."""
+    import keras
+
+    from deeplab_dpc.train import loop
+
+    if every < 1:
+        raise InputError("every must be >= 1", param="every")
+    cache = as_cache(cache)
+    check_cache(cache, settings)
+    trial_dir = os.fspath(trial_dir or tempfile.mkdtemp(prefix="proxy-curve-"))
+    configure_determinism()
+    args = _loop_args(head, cache, settings, seed, trial_dir, log)
+    curve = []
+    total = settings.training_number_of_steps
+    for step in list(range(every, total, every)) + [total]:
+        result = loop.train(**args, until=step if step < total else None)
+        curve.append((step, float(score(result.model, cache, settings.search_split)[0])))
+        keras.backend.clear_session()
+    return curve
+
+
 def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, stopper=None,
               log=None):
     """Trains `head` on the cache and scores it; returns a `ProxyResult`.
@@ -372,8 +419,7 @@ def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, sto
     """
     import keras
 
-    from deeplab_dpc import code_version, run_dir
-    from deeplab_dpc.data.datasets import DatasetInfo
+    from deeplab_dpc import code_version
     from deeplab_dpc.train import loop
 
     cache = as_cache(cache)
@@ -384,19 +430,7 @@ def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, sto
     configure_determinism()
     registry = _gradient_registry()
     registered = set(registry or ())
-    config = _train_config(cache, settings, seed, trial_dir)
-    info = DatasetInfo(cache.settings["dataset"]["name"], cache.num_classes,
-                       cache.ignore_label, cache.class_names)
-    record = {"proxy": settings.to_dict(), "seed": seed, "cache": cache.content_hash,
-              "head": heads_lib.head_to_json(head)}
-    hooks = loop.TrainHooks(
-        describe_data_error=lambda error: describe_bad_shard(cache, settings.train_split),
-        check_run_config=lambda m: run_dir.check_run_config(trial_dir, m, MODEL_CLASS),
-        write_run_config=lambda m: run_dir.write_run_config(trial_dir, m, info, record,
-                                                            MODEL_CLASS))
-    args = dict(config=config, model_fn=lambda: build_proxy_model(head, cache, settings),
-                dataset_fn=lambda ctx: proxy_dataset(cache, settings, seed, ctx),
-                ignore_label=cache.ignore_label, hooks=hooks, log=log or (lambda line: None))
+    args = _loop_args(head, cache, settings, seed, trial_dir, log)
     try:
         intermediate, stopped = {}, False
         k = settings.early_stopping_step

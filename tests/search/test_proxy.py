@@ -315,3 +315,17 @@ def test_early_stopping_asks_the_rule_at_its_step_and_marks_the_trial(context_ca
     plain = proxy.run_trial(ONE, context_cache, settings, 0)
     assert plain.final_loss == pytest.approx(kept.final_loss, rel=1e-6)
     assert plain.score == kept.score
+
+
+def test_the_learning_curve_pauses_the_trial_without_changing_its_schedule(context_cache):
+    """Scored every 20 steps of the 60-step schedule on which the pooling cell learns the
+    far cue (>= 0.9, see above): the last point is the trial's own score, reached from
+    a lower one."""
+    from deeplab_dpc.search import proxy
+
+    settings = short_settings()
+    curve = proxy.learning_curve(POOL, context_cache, settings, seed=1, every=20)
+    assert [step for step, _ in curve] == [20, 40, 60]
+    assert curve[-1][1] == pytest.approx(proxy.run_trial(POOL, context_cache, settings, 1).score,
+                                         abs=1e-6)
+    assert curve[0][1] < curve[-1][1] and curve[-1][1] >= 0.9
