@@ -24,7 +24,7 @@ setuptools.setup(
         "h5py",
         "tqdm",
         "importlib_resources",  # tensorflow-datasets needs it to prepare data, undeclared
-        "scipy",  # the analysis' rank correlation
+        "scipy>=1.11",  # the analysis: rank correlation, exact permutation p-values
     ],
     extras_require={
         # `pip install deeplab-dpc[gpu]` pulls the CUDA wheels TensorFlow publishes for Linux.

@@ -35,15 +35,18 @@ def cell(subset):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--feature_cache_dir", default=os.path.expanduser(
-        "~/deeplab_dpc_runs/search_demo/cache"))
-    parser.add_argument("--workdir", default=os.path.expanduser(
-        "~/deeplab_dpc_runs/proxy_fidelity"))
+    parser.add_argument("--feature_cache_dir", help="default: the search demo's cache "
+                        "(its --small one with --small)")
+    parser.add_argument("--workdir", help="default: ~/deeplab_dpc_runs/proxy_fidelity[_small]")
     parser.add_argument("--proxy_steps", type=int, default=1000)
     parser.add_argument("--end_to_end_steps", type=int, default=250)
     parser.add_argument("--small", action="store_true",
                         help="subsets of at most 2 branches, 4 end to end, few steps")
     args = parser.parse_args()
+    suffix = "_small" if args.small else ""
+    args.feature_cache_dir = args.feature_cache_dir or os.path.expanduser(
+        f"~/deeplab_dpc_runs/search_demo{suffix}/cache")
+    args.workdir = args.workdir or os.path.expanduser(f"~/deeplab_dpc_runs/proxy_fidelity{suffix}")
     if args.small:
         args.proxy_steps, args.end_to_end_steps = min(args.proxy_steps, 100), min(
             args.end_to_end_steps, 10)
@@ -90,7 +93,8 @@ def main():
     for s in subsets:
         key = cell(s).canonical_key()
         e2e = end_to_end.get(key)
-        print(f"| {'+'.join(s)} | {100 * scores[key]:.2f} | "
+        proxy_score = scores.get(key)
+        print(f"| {'+'.join(s)} | {'failed' if proxy_score is None else f'{100 * proxy_score:.2f}'} | "
               f"{'' if e2e is None else f'{100 * e2e:.2f}'} |")
     paired = [k for k in end_to_end if k in scores]
     rho, p = statistics.spearman([scores[k] for k in paired], [end_to_end[k] for k in paired])

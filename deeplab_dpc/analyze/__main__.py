@@ -5,7 +5,8 @@ r"""`python -m deeplab_dpc.analyze`: a study's figures and every number behind t
 Writes `analysis.json` (Spearman's rho of proxy vs re-ranked scores with its p-value
 and bootstrap interval, the Pareto front, the best and worst cells, branch weights,
 the noise floor) and, with matplotlib installed (`pip install -e '.[plots]'`), the
-PNG figures. Reads the study only.
+PNG figures. Writes nothing into the study (an older study file is brought to the
+current schema when opened).
 """
 from absl import flags
 

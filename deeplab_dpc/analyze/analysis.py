@@ -19,12 +19,12 @@ from deeplab_dpc import files
 from deeplab_dpc.analyze import diagram, statistics
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.search import heads as heads_lib
+from deeplab_dpc.search.study import SEARCH_ORIGINS
 
 ANALYSIS_FILE = "analysis.json"
 FIGURES = {"proxy_scores": "proxy_scores.png", "proxy_vs_rerank": "proxy_vs_rerank.png",
            "score_vs_madds": "score_vs_madds.png", "best_cell": "best_cell.png",
            "worst_cell": "worst_cell.png", "branch_l1": "best_cell_branch_l1.png"}
-SEARCH_ORIGINS = ("uniform", "near_best")
 
 
 def _trial(t):
@@ -81,26 +81,29 @@ def branch_l1(run_dir):
 
 
 def noise_floor(study, search):
-    """The repeated cell's proxy scores over its seeds (the study's and the repeats')."""
-    repeats = study.trials(states=("done",))
-    repeats = [t for t in repeats if t.origin == "repeat"]
-    if not repeats:
+    """The proxy scores of the cell repeated at most seeds (the study's seed and the
+    repeats'), with their spread; None without two scores of one cell."""
+    repeats = [t for t in study.trials(states=("done",)) if t.origin == "repeat"]
+    by_key = {}
+    for t in repeats:
+        by_key.setdefault(t.key, []).append(t)
+    if not by_key:
         return None
-    key = repeats[0].key
-    scores = [t.score for t in repeats if t.key == key]
+    key = max(by_key, key=lambda k: (len(by_key[k]), -min(t.id for t in by_key[k])))
+    seeds = [t.seed for t in by_key[key]]
+    scores = [t.score for t in by_key[key]]
     first = next((t for t in search if t["key"] == key), None)
-    seeds = [t.seed for t in repeats if t.key == key]
     if first is not None:
-        scores.insert(0, first["score"])
         seeds.insert(0, first["seed"])
-    return {"key": key, "seeds": seeds, "scores": scores, **(statistics.spread(scores) or {})}
+        scores.insert(0, first["score"])
+    spread = statistics.spread(scores)
+    return None if spread is None else {"key": key, "seeds": seeds, "scores": scores, **spread}
 
 
 def analyze(study, output_dir, schedule=None, bootstrap_samples=2000, seed=0, plots=True):
     """Computes everything, writes `analysis.json` and (with `plots`) the figures into
     `output_dir`; returns the analysis dict."""
     files.check_output_dir(output_dir, "output_dir")
-    files.makedirs(output_dir)
     seed_of_study = study.settings["sampler"]["seed"]
     trials = [_trial(t) for t in study.trials(states=("done",), seed=seed_of_study)]
     search = [t for t in trials if t["origin"] in SEARCH_ORIGINS]
@@ -115,6 +118,10 @@ def analyze(study, output_dir, schedule=None, bootstrap_samples=2000, seed=0, pl
     y = [r["search_mean"] for r in paired]
     rho, p = statistics.spearman(x, y)
     interval = statistics.bootstrap_interval(x, y, bootstrap_samples, seed=seed)
+    # Baselines (a deliberately bad cell, say) widen the range; the search's cells alone:
+    found = [r for r in paired if r["origin"] != "baseline"]
+    rho_found, p_found = statistics.spearman([r["proxy_score"] for r in found],
+                                             [r["search_mean"] for r in found])
     costed = [t for t in search + baselines if t["madds"] is not None]
     front = statistics.pareto_front([t["madds"] for t in costed], [t["score"] for t in costed])
     cells = [t for t in search if isinstance(t["cell"], list)]
@@ -125,7 +132,7 @@ def analyze(study, output_dir, schedule=None, bootstrap_samples=2000, seed=0, pl
     floor = noise_floor(study, search)
     proxy_spread = statistics.spread(x)
     verdict = None
-    if floor and proxy_spread:
+    if floor and proxy_spread:  # both need two values or more
         verdict = ("the proxy cannot rank the re-ranked cells: its noise floor (std "
                    f"{floor['std']:.4f} over {floor['n']} seeds) is larger than the spread of "
                    f"their proxy scores (std {proxy_spread['std']:.4f})"
@@ -139,6 +146,7 @@ def analyze(study, output_dir, schedule=None, bootstrap_samples=2000, seed=0, pl
         "proxy_scores": [t["score"] for t in search],
         "search_trials": search, "baselines": baselines,
         "reranked": reranked,
+        "spearman_search_cells": {"rho": rho_found, "p_value": p_found, "n": len(found)},
         "spearman": {"rho": rho, "p_value": p, "n": len(paired),
                      "bootstrap_interval_95": interval, "bootstrap_samples": bootstrap_samples,
                      "pairs": [{"key": r["key"], "proxy": r["proxy_score"],
@@ -159,6 +167,7 @@ def analyze(study, output_dir, schedule=None, bootstrap_samples=2000, seed=0, pl
     if best_rerank and os.path.exists(best_rerank["run_dir"]):
         analysis["branch_l1"] = {"run_dir": best_rerank["run_dir"],
                                  "l1": branch_l1(best_rerank["run_dir"])}
+    files.makedirs(output_dir)
     if plots:
         from deeplab_dpc.analyze import figures
 

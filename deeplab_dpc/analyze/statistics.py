@@ -3,16 +3,27 @@ bootstrap interval, the Pareto front of score against cost, and the noise floor.
 import numpy as np
 
 
+EXACT_MAX_N = 8  # up to 8! = 40320 pairings, the exact p-value takes a second
+
+
 def spearman(x, y):
-    """(rho, two-sided p-value) of Spearman's rank correlation (scipy's; p from the
-    t distribution with n - 2 degrees of freedom); (None, None) below 3 pairs."""
+    """(rho, two-sided p-value) of Spearman's rank correlation; (None, None) below 3
+    pairs. The p-value is exact (every pairing of x with y) up to `EXACT_MAX_N` pairs,
+    where the t approximation is far off (rho = 1 at n = 4: exactly 1/12, t says 0),
+    else scipy's t distribution with n - 2 degrees of freedom."""
     from scipy import stats
 
     if len(x) < 3:
         return None, None
-    result = stats.spearmanr(x, y)
-    rho, p = float(result.statistic), float(result.pvalue)
-    return (None, None) if np.isnan(rho) else (rho, p)
+    rho = float(stats.spearmanr(x, y).statistic)
+    if np.isnan(rho):
+        return None, None
+    if len(x) > EXACT_MAX_N:
+        return rho, float(stats.spearmanr(x, y).pvalue)
+    exact = stats.permutation_test(
+        (x,), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings",
+        n_resamples=np.inf, alternative="two-sided")
+    return rho, float(exact.pvalue)
 
 
 def bootstrap_interval(x, y, samples=2000, confidence=0.95, seed=0):

@@ -43,7 +43,7 @@ def main(argv):
     import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc.rerank import driver
 
-    rows = driver.run_rerank(config)
+    rows, failed = driver.run_rerank(config)
     print(f"{'origin':>8} {'proxy':>7} {'search mean':>11} {'range':>13} {'val mean':>8} "
           f"{'runs':>4}  key")
     for r in rows:
@@ -51,6 +51,8 @@ def main(argv):
         print(f"{r['origin']:>8} {proxy:>7} {100 * r['search_mean']:10.2f}% "
               f"{100 * r['search_min']:5.2f}-{100 * r['search_max']:5.2f} "
               f"{100 * r['val_mean']:7.2f}% {r['runs']:>4}  {r['key']}")
+    for r in failed:
+        print(f"failed: {r['key']} seed {r['seed']} ({r['run_dir']}): {r['error']}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ resumes from its checkpoints, finished proxy trials are not repeated.
 """
 import dataclasses
 import os
+import time
 
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.rerank import runs, selection
+from deeplab_dpc.search import heads as heads_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +39,7 @@ class RerankConfig:
 
     @property
     def output_dir(self):
-        return self.rerank_dir or os.path.abspath(self.study) + ".rerank"
+        return os.path.abspath(self.rerank_dir or self.study + ".rerank")
 
 
 def _open(config):
@@ -71,6 +73,20 @@ def _check_data(cache, search_split):
                              "runs on", param="feature_cache_dir")
 
 
+def _refuse_a_running_search(study):
+    """The proxy trials of a re-rank go through the search's worker, which would wait for
+    (and help with) a search still running on the study."""
+    from deeplab_dpc.search.study import SEARCH_ORIGINS, owner_is_dead
+
+    live = [t for t in study.trials(states=("running",))
+            if t.origin in SEARCH_ORIGINS and not owner_is_dead(t.owner)
+            and (t.expires or 0) > time.time()]
+    if live:
+        raise InputError(f"study {study.path}: a search is running on it (trial {live[0].id}, "
+                         f"owner {live[0].owner}); re-rank once it has finished",
+                         param="study")
+
+
 def _search_config(study, cache_dir):
     from deeplab_dpc.search.proxy import ProxySettings
     from deeplab_dpc.search.sampler import SamplerSettings
@@ -87,8 +103,8 @@ def _search_config(study, cache_dir):
 
 
 def run_rerank(config, log=print):
-    """Runs (or resumes) the re-rank; returns the rows of `rerank_summary` for its
-    schedule, best search-split mean first."""
+    """Runs (or resumes) the re-rank; returns (the rows of `rerank_summary` for its
+    schedule, best search-split mean first; its failed (diverged) runs)."""
     from deeplab_dpc.search import workers
 
     study, cache, cache_dir = _open(config)
@@ -96,24 +112,27 @@ def run_rerank(config, log=print):
         search_split = study.settings["proxy"]["search_split"]
         _check_data(cache, search_split)
         schedule = runs.make_schedule(cache.settings, config.train_flagfile)
+        _refuse_a_running_search(study)
         candidates = selection.choose(study, config.top_k, config.spread_k, config.extra_cells)
         seed = study.settings["sampler"]["seed"]
         wanted = [(c.head, seed) for c in candidates if c.trial_id is None]
-        if config.noise_floor_seeds:
-            best = candidates[0].head
+        wanted_repeats = []
+        if config.noise_floor_seeds:  # the proxy's best search cell, at more seeds
+            best = heads_lib.head_from_json(selection.search_ranking(study)[0].cell)
             wanted_repeats = [(best, seed + i) for i in range(1, config.noise_floor_seeds + 1)]
-        else:
-            wanted_repeats = []
         selection.add_proxy_trials(study, wanted, "baseline")
         selection.add_proxy_trials(study, wanted_repeats, "repeat")
         if study.counts()["pending"] or study.counts()["running"]:
             log("proxy trials of baselines and repeats ...")
             workers.run_worker(_search_config(study, cache_dir), log=log)
         candidates = selection.choose(study, config.top_k, config.spread_k, config.extra_cells)
+        origins = [c.origin for c in candidates]
+        log(f"re-ranking {origins.count('top')} top, {origins.count('spread')} spread and "
+            f"{origins.count('baseline')} baseline cells x {config.num_seeds} seeds")
         runs.add_runs(study, candidates, range(config.num_seeds), schedule, config.output_dir)
-        runs.run_all(study, schedule, search_split, cache.image_scale,
-                     os.path.join(config.output_dir, "cells"), log=log)
-        return summary(study, schedule.hash)
+        rows = runs.run_all(study, schedule, search_split, cache.image_scale,
+                            os.path.join(config.output_dir, "cells"), log=log)
+        return summary(study, schedule.hash), [r for r in rows if r["state"] == "failed"]
     finally:
         study.close()
 

@@ -39,21 +39,24 @@ def make_schedule(cache_settings, train_flagfile=None):
     (e.g. fewer steps). The hash covers the flags and the flagfile's text."""
     flags = [f for f in report.training_flags(cache_settings, "cell.json", "run")
              if not f.startswith(_PER_RUN)]
-    text = ""
     if train_flagfile:
         if not os.path.isfile(train_flagfile):
             raise InputError(f"train_flagfile {train_flagfile} does not exist",
                              param="train_flagfile")
         with open(train_flagfile, encoding="utf-8") as f:
-            text = f.read()
-        if any(line.strip().startswith(_PER_RUN) for line in text.splitlines()):
+            # Its flags are taken in (not the file's path), so that an edit during a
+            # re-rank cannot change runs recorded under the old hash.
+            lines = [line.strip() for line in f if line.strip()
+                     and not line.strip().startswith("#")]
+        if any(line.startswith(_PER_RUN) for line in lines):
             raise InputError(f"train_flagfile {train_flagfile}: the head, cell, seed and "
                              "train_logdir are set per run; give the schedule only",
                              param="train_flagfile")
-    digest = hashlib.sha256(json.dumps({"flags": flags, "flagfile": text},
-                                       sort_keys=True).encode()).hexdigest()[:16]
-    if train_flagfile:
-        flags.append(f"--flagfile={os.path.abspath(train_flagfile)}")
+        if any(not line.startswith("--") or line.startswith("--flagfile") for line in lines):
+            raise InputError(f"train_flagfile {train_flagfile}: one --flag=value a line "
+                             "(no nested --flagfile)", param="train_flagfile")
+        flags += lines
+    digest = hashlib.sha256(json.dumps(flags).encode()).hexdigest()[:16]
     return Schedule(tuple(flags), digest)
 
 
@@ -173,18 +176,23 @@ def run_all(study, schedule, search_split, image_scale, cells_dir, log=print):
             f"{heads_lib.describe(head)} -> {row['run_dir']}")
         flags = ([f"--train_logdir={row['run_dir']}", *schedule.flags,
                   *head_flags(head, cell_path), f"--seed={row['seed']}"])
-        code, last = _train(flags, log)
-        if code != 0:
-            if code < 0 or (code == 2 and "loss is" not in last):
-                # Killed, or bad input that every run would hit: not this cell's result.
-                _release(study, row["id"], owner)
+        try:
+            code, last = _train(flags, log)
+            if code != 0 and not (code == 2 and "loss is" in last):
+                # Killed, crashed or refused: not a result of this cell. The row waits
+                # for a rerun, which resumes the run from its checkpoints.
                 raise InputError(f"training {row['run_dir']} failed: {last or f'exit {code}'}")
+            if code == 0:
+                kill_point("rerank trained", count + 1)
+                search = _evaluate(row["run_dir"], search_split, image_scale)
+                val = _evaluate(row["run_dir"], "val", image_scale)
+        except BaseException:
+            _release(study, row["id"], owner)
+            raise
+        if code != 0:  # diverged: the cell's own result
             _finish(study, row["id"], owner, state="failed", error=last[:500])
             log(f"  failed: {last}")
             continue
-        kill_point("rerank trained", count + 1)
-        search = _evaluate(row["run_dir"], search_split, image_scale)
-        val = _evaluate(row["run_dir"], "val", image_scale)
         result = {"search_split": search_split, "search": search, "val": val,
                   "flags": flags}
         _finish(study, row["id"], owner, state="done", search_miou=search["miou"],

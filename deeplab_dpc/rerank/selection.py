@@ -13,8 +13,8 @@ import numpy as np
 from deeplab_dpc import files, spec
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.search import heads as heads_lib
+from deeplab_dpc.search.study import SEARCH_ORIGINS
 
-SEARCH_ORIGINS = ("uniform", "near_best")
 
 
 def baseline_heads():
@@ -56,10 +56,11 @@ def search_ranking(study):
 
 
 def spread_indices(n, k):
-    """k indices spread evenly over range(n), first and last included."""
+    """k indices spread evenly over range(n) below its first (which sits next to the
+    top), the last included: n = 28, k = 4 -> 7, 14, 20, 27."""
     if n == 0 or k == 0:
         return []
-    return sorted({int(i) for i in np.linspace(0, n - 1, min(k, n)).round()})
+    return sorted({int(i) for i in np.linspace(0, n - 1, min(k, n) + 1)[1:].round()})
 
 
 def choose(study, top_k, spread_k=0, extras=()):

@@ -391,16 +391,32 @@ def learning_curve(head, cache, settings=ProxySettings(), seed=0, every=100, tri
         raise InputError("every must be >= 1", param="every")
     cache = as_cache(cache)
     check_cache(cache, settings)
+    temporary = trial_dir is None
     trial_dir = os.fspath(trial_dir or tempfile.mkdtemp(prefix="proxy-curve-"))
     configure_determinism()
+    registry = _gradient_registry()
+    registered = set(registry or ())
     args = _loop_args(head, cache, settings, seed, trial_dir, log)
-    curve = []
+    saved = os.path.join(trial_dir, "learning_curve.json")
+    points = {}
+    if os.path.exists(saved):  # a resumed curve keeps the points scored before the kill
+        points = {int(k): v for k, v in files.read_json(saved, "learning curve").items()}
     total = settings.training_number_of_steps
-    for step in list(range(every, total, every)) + [total]:
-        result = loop.train(**args, until=step if step < total else None)
-        curve.append((step, float(score(result.model, cache, settings.search_split)[0])))
-        keras.backend.clear_session()
-    return curve
+    try:
+        for step in list(range(every, total, every)) + [total]:
+            if step in points:
+                continue
+            result = loop.train(**args, until=step if step < total else None)
+            if result.step != step:  # resumed past this step: its score is gone
+                continue
+            points[step] = float(score(result.model, cache, settings.search_split)[0])
+            files.write_json_atomically(saved, points)
+            keras.backend.clear_session()
+    finally:
+        if temporary:
+            shutil.rmtree(trial_dir, ignore_errors=True)
+        _forget_custom_gradients(registry, registered)
+    return sorted(points.items())
 
 
 def run_trial(head, cache, settings=ProxySettings(), seed=0, trial_dir=None, stopper=None,

@@ -11,6 +11,7 @@ import os
 from deeplab_dpc import files, spec
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.search import heads as heads_lib
+from deeplab_dpc.search.study import SEARCH_ORIGINS
 
 
 def _row(trial):
@@ -26,7 +27,10 @@ def _row(trial):
 def report_json(study, top=10):
     """Settings, counts by state, the top trials and every trial (key, state, score, cell)."""
     trials = study.trials()
-    done = sorted((t for t in trials if t.state == "done"), key=lambda t: (-t.score, t.id))
+    seed = (study.settings or {}).get("sampler", {}).get("seed")
+    # The top list ranks the search's own trials; baselines and repeats are in `trials`.
+    done = sorted((t for t in trials if t.state == "done" and t.origin in SEARCH_ORIGINS
+                   and (seed is None or t.seed == seed)), key=lambda t: (-t.score, t.id))
     collisions = sum(1 for c in study.candidates() if c[2] == "collision")
     return dict(study=study.path, settings=study.settings, counts=study.counts(),
                 collisions=collisions, top=[_row(t) for t in done[:top]],

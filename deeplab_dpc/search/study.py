@@ -1,6 +1,6 @@
 """The study: one SQLite file that every worker of a search shares.
 
-Tables (schema version 1, in `PRAGMA user_version`):
+Tables of schema version 1 (the version is in `PRAGMA user_version`):
   meta        name -> JSON value: `settings` (what the trials depend on: the
               cache's content hash, proxy settings, B, seed, sampling and budget
               settings; a restart with another value is refused, naming it) and
@@ -37,6 +37,10 @@ from deeplab_dpc.errors import InputError
 from deeplab_dpc.progress import kill_point
 
 STATES = ("pending", "running", "done", "failed", "stopped")
+# Origins of the search's own trials; `baseline` and `repeat` trials (re-ranking's) are
+# scored on the proxy too but never rank, parent or stop the search's candidates.
+SEARCH_ORIGINS = ("uniform", "near_best")
+_SEARCH = "origin IN ('uniform', 'near_best')"
 FINISHED = ("done", "failed", "stopped")
 MAX_CRASHES = 2  # a crashed trial is retried once, then marked failed
 
@@ -106,7 +110,7 @@ MIGRATIONS = {
              WHEN OLD.state IN ('done', 'failed')
              BEGIN SELECT RAISE(ABORT, 'a finished re-rank run never changes'); END""",
         """CREATE VIEW rerank_summary AS
-             SELECT key, schedule, origin, COUNT(*) AS runs,
+             SELECT key, schedule, MIN(origin) AS origin, COUNT(*) AS runs,
                     AVG(search_miou) AS search_mean, MIN(search_miou) AS search_min,
                     MAX(search_miou) AS search_max, AVG(val_miou) AS val_mean,
                     MIN(val_miou) AS val_min, MAX(val_miou) AS val_max
@@ -292,8 +296,8 @@ class Study:
         return counts
 
     def top(self, k, seed=None):
-        """The k best done trials (score descending, earlier first on ties)."""
-        query = "SELECT * FROM trials WHERE state = 'done'"
+        """The k best done search trials (score descending, earlier first on ties)."""
+        query = f"SELECT * FROM trials WHERE state = 'done' AND {_SEARCH}"
         args = []
         if seed is not None:
             query += " AND seed = ?"
@@ -309,7 +313,8 @@ class Study:
         """Scores at `step` of the finished trials that recorded one (early stopping)."""
         out = []
         for (result,) in self.conn.execute(
-                "SELECT result FROM trials WHERE state IN ('done', 'stopped') ORDER BY id"):
+                f"SELECT result FROM trials WHERE state IN ('done', 'stopped') AND {_SEARCH} "
+                "ORDER BY id"):
             value = json.loads(result).get("intermediate", {}).get(str(step))
             if value is not None:
                 out.append(value)

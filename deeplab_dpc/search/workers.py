@@ -21,7 +21,7 @@ from deeplab_dpc.errors import InputError
 from deeplab_dpc.search import heads as heads_lib
 from deeplab_dpc.search import sampler as sampling
 from deeplab_dpc.search.proxy import ProxySettings
-from deeplab_dpc.search.study import Study, make_owner
+from deeplab_dpc.search.study import SEARCH_ORIGINS, Study, make_owner
 
 MAX_DRAWS = 100_000  # draws per claim without a new network before the space counts as spent
 
@@ -73,6 +73,11 @@ def open_study(config, cache):
                feature_cache_dir=os.path.abspath(config.feature_cache_dir)
                if "://" not in config.feature_cache_dir else config.feature_cache_dir)
     return study
+
+
+def _finished_search_trials(conn, seed):
+    return conn.execute("SELECT COUNT(*) FROM trials WHERE seed = ? AND origin != 'baseline' "
+                        "AND state IN ('done', 'failed', 'stopped')", (seed,)).fetchone()[0]
 
 
 def _search_trials(conn, seed):
@@ -237,8 +242,10 @@ def run_worker(config, owner=None, log=print):
                 f"{heads_lib.describe(head)}")
             with _Heartbeat(config.study, trial.id, owner, config.lease_seconds) as beat:
                 try:
-                    result = proxy.run_trial(head, cache, config.proxy, trial.seed, trial_dir,
-                                             stopper)
+                    # Baselines and repeats are measured, never stopped early.
+                    result = proxy.run_trial(
+                        head, cache, config.proxy, trial.seed, trial_dir,
+                        stopper if trial.origin in SEARCH_ORIGINS else None)
                 except TrainingDivergedError as e:
                     outcome = ("failed", None, None, str(e))
                 except InputError:
@@ -383,7 +390,7 @@ def _complete(config):
     study = Study(config.study)
     try:
         counts = study.counts()
-        return counts["pending"] == counts["running"] == 0 and sum(
-            counts[s] for s in ("done", "failed", "stopped")) >= config.num_trials
+        return counts["pending"] == counts["running"] == 0 and _finished_search_trials(
+            study.conn, config.sampler.seed) >= config.num_trials
     finally:
         study.close()

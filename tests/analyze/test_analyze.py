@@ -1,8 +1,8 @@
 """`analyze` on a fixed study: Spearman's rho and p-value against the textbook formulas
 computed here, the Pareto front and noise floor by hand, every figure written, and a
 fixed cell's diagram naming each branch's input and op."""
+import itertools
 import json
-import math
 import os
 
 import numpy as np
@@ -85,17 +85,19 @@ def test_analysis_numbers_and_figures(study, tmp_path):
     s, keys, model = study
     result = analysis.analyze(s, str(tmp_path / "out"), bootstrap_samples=200)
 
-    # Spearman by hand: rho = 1 - 6 sum d^2 / (n (n^2 - 1)); p from t with n - 2 dof.
+    # Spearman by hand: rho = 1 - 6 sum d^2 / (n (n^2 - 1)); the exact two-sided p is the
+    # share of the n! pairings of the ranks whose |rho| is at least as large.
     proxy = [c[1] for c in CELLS[:5]]
-    d = np.subtract(_ranks(proxy), _ranks(RERANKED))
     n = 5
-    rho = 1 - 6 * float((d ** 2).sum()) / (n * (n * n - 1))  # ranks 5,3,4,1,2 vs 5,4,3,1,2
-    assert rho == pytest.approx(0.9)
-    t = rho * math.sqrt((n - 2) / (1 - rho ** 2))
-    from scipy import stats
 
-    p = 2 * stats.t.sf(abs(t), n - 2)
-    assert p == pytest.approx(0.037, abs=1e-3)
+    def rho_of(a, b):
+        return 1 - 6 * float((np.subtract(a, b) ** 2).sum()) / (n * (n * n - 1))
+
+    rho = rho_of(_ranks(proxy), _ranks(RERANKED))  # ranks 5,3,4,1,2 vs 5,4,3,1,2
+    assert rho == pytest.approx(0.9)
+    pairings = list(itertools.permutations(range(1, n + 1)))
+    p = sum(abs(rho_of(_ranks(proxy), perm)) >= rho - 1e-12 for perm in pairings) / len(pairings)
+    assert p == pytest.approx(10 / 120)
     spearman = result["spearman"]
     assert spearman["rho"] == pytest.approx(rho) and spearman["p_value"] == pytest.approx(p)
     assert spearman["n"] == 5
