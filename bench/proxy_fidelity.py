@@ -16,6 +16,8 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from search_demo import proxy_settings  # noqa: E402 (the demo's settings, beside us)
 BRANCHES = ("1x1", "r6", "r12", "r18", "pool")
 # Trained end to end too: chosen before any result, 2-3 of each subset size.
 END_TO_END = (("1x1",), ("r12",), ("pool",), ("1x1", "pool"), ("r6", "r18"), ("r12", "pool"),
@@ -50,10 +52,6 @@ def main():
     if args.small:
         args.proxy_steps, args.end_to_end_steps = min(args.proxy_steps, 100), min(
             args.end_to_end_steps, 10)
-    sys.path.insert(0, ROOT)
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from search_demo import proxy_settings
-
     from deeplab_dpc.analyze import statistics
     from deeplab_dpc.rerank import runs, selection
     from deeplab_dpc.search import proxy, workers

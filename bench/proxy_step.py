@@ -42,6 +42,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from search_demo import proxy_settings  # noqa: E402 (the demo's settings, beside us)
 
 # Cityscapes train at scale 1.0, taken as 1025x2049 (DeepLab's eval crop) -> 65x129
 # features at output stride 16; the writer, which does not pad, would give 64x128 (-2%).
@@ -195,13 +196,6 @@ def step_table(args, e2e_config, cache, devices, e2e_log_ms):
         print("\nGPU: not measured")
 
 
-def demo_settings(steps):
-    from deeplab_dpc.search.proxy import ProxySettings
-
-    return ProxySettings(training_number_of_steps=steps, batch_size=8, base_learning_rate=0.05,
-                         batch_norm_decay=0.9, dpc_filters=64, loss_resolution="logits")
-
-
 def throughput_table(args, cache_dir, workdir, gpus):
     from deeplab_dpc.search import sampler, workers
 
@@ -212,7 +206,7 @@ def throughput_table(args, cache_dir, workdir, gpus):
             continue
         study = os.path.join(tempfile.mkdtemp(prefix="study_", dir=workdir), "study.sqlite")
         config = workers.SearchConfig(study, cache_dir, args.trials,
-                                      demo_settings(args.trial_steps),
+                                      proxy_settings(args.trial_steps),
                                       sampler.SamplerSettings(num_branches=5), num_workers=n)
         start = time.time()
         counts = workers.run_search(config, log=lambda line: print(f"  {line}", flush=True))
@@ -274,7 +268,7 @@ def fidelity_table(args, caches):
     from deeplab_dpc.search import proxy
 
     scores = {dtype: proxy.run_trial(spec.published_cell(), path,
-                                     demo_settings(args.trial_steps)).score
+                                     proxy_settings(args.trial_steps)).score
               for dtype, path in caches.items()}
     print(f"\n## One proxy trial, published cell, demo settings, {args.trial_steps} steps\n")
     print("| cache | mIOU % |\n| --- | --- |")
@@ -287,7 +281,7 @@ def memory_table(args, cache_dir):
     from deeplab_dpc import spec
     from deeplab_dpc.search import proxy
 
-    settings = demo_settings(args.memory_steps)
+    settings = proxy_settings(args.memory_steps)
     rss = []
     for i in range(args.memory_trials):
         proxy.run_trial(spec.sample(5, i), cache_dir, settings)

@@ -79,6 +79,17 @@ def proxy_settings(steps):
                          save_interval_steps=250)
 
 
+def search_flags(settings):
+    """The search binary's flags for these proxy settings (one source of truth)."""
+    return [f"--proxy_training_number_of_steps={settings.training_number_of_steps}",
+            f"--proxy_batch_size={settings.batch_size}",
+            f"--proxy_base_learning_rate={settings.base_learning_rate}",
+            f"--proxy_batch_norm_decay={settings.batch_norm_decay}",
+            f"--dpc_filters={settings.dpc_filters}",
+            f"--proxy_loss_resolution={settings.loss_resolution}",
+            f"--proxy_save_interval_steps={settings.save_interval_steps}"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir")
@@ -124,11 +135,7 @@ def main():
           f"{scale['proxy_steps']} steps")
     # 4. Random search on the proxy.
     search = ["deeplab_dpc.search", f"--study={study}", f"--feature_cache_dir={workdir}/cache",
-              f"--num_trials={scale['trials']}",
-              f"--proxy_training_number_of_steps={scale['proxy_steps']}",
-              "--proxy_batch_size=8", "--proxy_base_learning_rate=0.05",
-              "--proxy_batch_norm_decay=0.9", "--dpc_filters=64",
-              "--proxy_loss_resolution=logits", "--proxy_save_interval_steps=250",
+              f"--num_trials={scale['trials']}", *search_flags(proxy_settings(scale["proxy_steps"])),
               "--near_best_fraction=0.25", "--near_best_top_k=5", "--seed=0"]
     times["search"] = run("search", search, log)
     # 5. Re-rank the top, a spread of the rest and the baselines end to end.

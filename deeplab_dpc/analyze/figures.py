@@ -24,8 +24,6 @@ def save_png(fig, path):
     return path
 
 
-_save = save_png
-
 
 def proxy_scores(a, path):
     plt = _pyplot()
@@ -38,7 +36,7 @@ def proxy_scores(a, path):
     ax.set_xlabel("proxy mIOU (%)")
     ax.set_ylabel("cells")
     ax.set_title(f"Proxy scores of {len(a['proxy_scores'])} cells (Figure 4a)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def proxy_vs_rerank(a, path):
@@ -60,7 +58,7 @@ def proxy_vs_rerank(a, path):
     ax.set_title(f"Proxy vs re-ranked, Spearman rho = {rho} (Figure 4b)", fontsize=10)
     ax.set_xlabel("proxy mIOU (%)")
     ax.set_ylabel("re-ranked mIOU on the search split (%), mean and range")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def score_vs_madds(a, path):
@@ -81,7 +79,7 @@ def score_vs_madds(a, path):
     ax.set_ylabel("proxy mIOU (%)")
     ax.legend(fontsize=8)
     ax.set_title("Score against cost")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def branch_l1(a, path):
@@ -93,7 +91,7 @@ def branch_l1(a, path):
     ax.set_xticks(range(len(l1)), [label.split(":")[0] for label in labels])
     ax.set_ylabel("L1 norm into the concat projection")
     ax.set_title("Which branches the best cell uses (Figure 5b)", fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def write_all(a, output_dir, names):

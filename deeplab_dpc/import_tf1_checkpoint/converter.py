@@ -86,6 +86,7 @@ class ImportReport:
     used: list  # (TF1 name, Keras weight path, shape), in the model's weight order
     unused: dict  # kind -> TF1 names present in the checkpoint that no weight took
     unset: list  # Keras weight paths left at their initial values (excluded layers)
+    global_step: int = None  # the checkpoint's, if it has one
     values: str = ("variables themselves; ExponentialMovingAverage copies are left "
                    "unused, as the reference's eval, vis and export restore them")
 
@@ -93,7 +94,8 @@ class ImportReport:
         return {"tf1_checkpoint": self.checkpoint,
                 "used": [{"tf1": n, "keras": p, "shape": list(s)} for n, p, s in self.used],
                 "unused": {kind: sorted(v) for kind, v in self.unused.items()},
-                "unset": list(self.unset), "values": self.values}
+                "unset": list(self.unset), "global_step": self.global_step,
+                "values": self.values}
 
     def summary(self):
         unused = ", ".join(f"{len(v)} {kind}" for kind, v in self.unused.items()) or "none"
@@ -103,14 +105,15 @@ class ImportReport:
                 f"{unset}")
 
 
+_ALL_LAST_LAYER_SCOPES = tuple(s for scopes in names.LAST_LAYER_SCOPES.values() for s in scopes)
+
+
 def _skipped_scopes(skip):
     """The reference's scopes of skipped last layers: its `get_extra_layer_scopes` skips
     every head and decoder scope (whatever this model has), or the logits only."""
     if not skip:
         return ()
-    if skip == {"logits"}:
-        return names.LAST_LAYER_SCOPES["logits"]
-    return tuple(s for scopes in names.LAST_LAYER_SCOPES.values() for s in scopes)
+    return names.LAST_LAYER_SCOPES["logits"] if skip == {"logits"} else _ALL_LAST_LAYER_SCOPES
 
 
 def _hint(stray, head):
@@ -126,15 +129,14 @@ def _refusal(prefix, model, missing, mismatched, stray, shapes, fine_tuning):
     """The one line for the first thing that does not fit, most telling first."""
     last = set(model.last_layers())
     in_backbone = [m for m in missing if m[0].split("/")[0] not in last]
-    if in_backbone and len(in_backbone) == sum(
-            1 for w in model.backbone.weights):
+    if in_backbone and len(in_backbone) == len(model.backbone.weights):
         return InputError(
             f"checkpoint {prefix} has no {model.backbone_name} backbone variables (no "
             f"{in_backbone[0][1]}); check model_variant", param="model_variant")
     if missing:
         path, name, shape = missing[0]
         if fine_tuning and all(m[0].split("/")[0] in last for m in missing) and not any(
-                n.startswith(_skipped_scopes({"head"})) for n in shapes):
+                n.startswith(_ALL_LAST_LAYER_SCOPES) for n in shapes):
             return InputError(
                 f"checkpoint {prefix} has no variables of the head, decoder or logits (no "
                 f"{name}): a backbone checkpoint, e.g. ImageNet? Pass initialize_last_layer="
@@ -211,23 +213,14 @@ def load_tf1_weights(model, path, skip_layers=(), param=_PARAM, fine_tuning=Fals
     values = [_read(reader, prefix, name).astype(weight.dtype) for weight, name in plan]
     for (weight, _), value in zip(plan, values):
         weight.assign(value)
+    step = int(_read(reader, prefix, "global_step")) if "global_step" in shapes else None
     return ImportReport(
         checkpoint=prefix,
         used=[(name, weight.path, tuple(weight.shape)) for weight, name in plan],
-        unused=unused, unset=unset)
+        unused=unused, unset=unset, global_step=step)
 
 
-def global_step(path):
-    """The checkpoint's `global_step`, or None."""
-    prefix = checkpoint_prefix(path)
-    reader = _reader(prefix)
-    if "global_step" not in reader.get_variable_to_shape_map():
-        return None
-    return int(_read(reader, prefix, "global_step"))
-
-
-def num_classes(path):
-    """The class count of the checkpoint's logits, or None (a backbone checkpoint)."""
-    shapes = _reader(checkpoint_prefix(path)).get_variable_to_shape_map()
-    biases = shapes.get(names.LOGITS["logits/bias"])
+def num_classes(reader):
+    """The class count of a checkpoint's logits, or None (a backbone checkpoint)."""
+    biases = reader.get_variable_to_shape_map().get(names.LOGITS["logits/bias"])
     return int(biases[0]) if biases else None

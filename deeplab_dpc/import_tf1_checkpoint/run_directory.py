@@ -16,10 +16,10 @@ from deeplab_dpc.import_tf1_checkpoint import converter
 from deeplab_dpc.model import DeepLab
 
 
-def _dataset_info(dataset, dataset_dir, num_classes, prefix):
+def _dataset_info(dataset, dataset_dir, num_classes, prefix, reader):
     info = datasets.get_dataset_info(dataset, dataset_dir) if dataset or dataset_dir else None
     if num_classes is None:
-        num_classes = info.num_classes if info else converter.num_classes(prefix)
+        num_classes = info.num_classes if info else converter.num_classes(reader)
     if num_classes is None:
         raise InputError(f"checkpoint {prefix} has no logits: pass num_classes or dataset",
                          param=("num_classes", "dataset"))
@@ -45,12 +45,12 @@ def import_checkpoint(tf1_checkpoint, model_options, output_dir, num_classes=Non
     if tf.io.gfile.isdir(output_dir) and tf.io.gfile.listdir(output_dir):
         raise InputError(f"output_dir {output_dir} already holds files; name a new folder",
                          param="output_dir")
-    prefix, _ = converter.open_tf1_checkpoint(tf1_checkpoint)
-    info = _dataset_info(dataset, dataset_dir, num_classes, prefix)
+    prefix, reader = converter.open_tf1_checkpoint(tf1_checkpoint)
+    info = _dataset_info(dataset, dataset_dir, num_classes, prefix, reader)
     model = DeepLab(info.num_classes, **{"name": "deeplab", **model_options})
     report = converter.load_tf1_weights(model, prefix)
     # Saved as the step the reference reached, so that eval's follow mode stops there.
-    step = max(converter.global_step(prefix) or 0, 1)
+    step = max(report.global_step or 0, 1)
     record = {"tf1_checkpoint": prefix, "dataset": info.name, "dataset_dir": dataset_dir,
               "training_number_of_steps": step}
     with files.atomic_path(output_dir) as tmp:

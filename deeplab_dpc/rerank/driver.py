@@ -90,13 +90,11 @@ def _refuse_a_running_search(study):
 def _search_config(study, cache_dir):
     from deeplab_dpc.search.proxy import ProxySettings
     from deeplab_dpc.search.sampler import SamplerSettings
+    from deeplab_dpc.search import workers
     from deeplab_dpc.search.workers import SearchConfig
 
     settings = study.settings
-    seed = settings["sampler"]["seed"]
-    searched = study.conn.execute(
-        "SELECT COUNT(*) FROM trials WHERE seed = ? AND origin != 'baseline'", (seed,)
-    ).fetchone()[0]
+    searched = workers.search_trial_count(study.conn, settings["sampler"]["seed"])
     return SearchConfig(study.path, cache_dir, max(searched, 1),
                         ProxySettings.from_dict(settings["proxy"]),
                         SamplerSettings(**settings["sampler"]))

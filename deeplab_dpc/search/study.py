@@ -40,7 +40,7 @@ STATES = ("pending", "running", "done", "failed", "stopped")
 # Origins of the search's own trials; `baseline` and `repeat` trials (re-ranking's) are
 # scored on the proxy too but never rank, parent or stop the search's candidates.
 SEARCH_ORIGINS = ("uniform", "near_best")
-_SEARCH = "origin IN ('uniform', 'near_best')"
+_SEARCH = f"origin IN ({', '.join(repr(o) for o in SEARCH_ORIGINS)})"
 FINISHED = ("done", "failed", "stopped")
 MAX_CRASHES = 2  # a crashed trial is retried once, then marked failed
 

@@ -75,14 +75,12 @@ def open_study(config, cache):
     return study
 
 
-def _finished_search_trials(conn, seed):
-    return conn.execute("SELECT COUNT(*) FROM trials WHERE seed = ? AND origin != 'baseline' "
-                        "AND state IN ('done', 'failed', 'stopped')", (seed,)).fetchone()[0]
-
-
-def _search_trials(conn, seed):
-    return conn.execute("SELECT COUNT(*) FROM trials WHERE seed = ? AND origin != 'baseline'",
-                        (seed,)).fetchone()[0]
+def search_trial_count(conn, seed, finished=False):
+    """Trials that count toward `num_trials`: the study seed's, baselines excepted."""
+    query = "SELECT COUNT(*) FROM trials WHERE seed = ? AND origin != 'baseline'"
+    if finished:
+        query += " AND state IN ('done', 'failed', 'stopped')"
+    return conn.execute(query, (seed,)).fetchone()[0]
 
 
 def claim(study, config, owner, cost_fn, log=print):
@@ -100,7 +98,7 @@ def claim(study, config, owner, cost_fn, log=print):
         if row:
             study.take(conn, row[0], owner, config.lease_seconds, now)
             return _after(study, row[0], notes, log)
-        if _search_trials(conn, config.sampler.seed) >= config.num_trials:
+        if search_trial_count(conn, config.sampler.seed) >= config.num_trials:
             running = conn.execute("SELECT COUNT(*) FROM trials WHERE state = 'running'"
                                    ).fetchone()[0]
             return "wait" if running else None
@@ -390,7 +388,7 @@ def _complete(config):
     study = Study(config.study)
     try:
         counts = study.counts()
-        return counts["pending"] == counts["running"] == 0 and _finished_search_trials(
-            study.conn, config.sampler.seed) >= config.num_trials
+        return counts["pending"] == counts["running"] == 0 and search_trial_count(
+            study.conn, config.sampler.seed, finished=True) >= config.num_trials
     finally:
         study.close()
