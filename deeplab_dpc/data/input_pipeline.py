@@ -4,16 +4,18 @@ Training applies the reference DeepLab augmentation
 (`input_preprocess.preprocess_image_and_label`): random scale from a fixed set,
 pad with the mean pixel / ignore label at the bottom and right, random crop,
 random left-right flip. Evaluation applies no random op; it only pads to a fixed
-size when one is given.
+size when one is given. With `min_resize_value` both first resize the image to
+the reference's range (`resize_to_range`; the ADE20K recipe).
 
 Every element of `build_dataset`'s output is a dict (B = per-replica batch):
   "image":         float32 [B, H, W, 3], RGB in [0, 255]; padding is 127.5.
   "label":         int32   [B, H, W, 1], class (train) ids; `ignore_label` where
                    the dataset says void and where padded.
   "filename":      string  [B], `image/filename` of the record (tfds: image_id).
-  "original_size": int32   [B, 2], (height, width) of the decoded image.
-H, W = crop_size when given; without it each image keeps its (scaled) size, so
-batch_size > 1 then needs images of one size.
+  "original_size": int32   [B, 2], (height, width) of the decoded image, before
+                   any resize.
+H, W = crop_size when given; without it each image keeps its (resized, scaled)
+size, so batch_size > 1 then needs images of one size.
 
 Random ops are stateless, seeded per element from `tf.data.Dataset.random`, so a
 seeded pipeline is reproducible however many threads decode in parallel.
@@ -92,6 +94,53 @@ def scale_pad_crop(image, label, scale, offset, crop, ignore_label):
             tf.pad(label, pads, constant_values=ignore_label))
 
 
+def _range_size(in_size, min_size, max_size, factor):
+    """`InputConfig.resized_size` in TensorFlow: int32 [2] from int32 [2] (h, w).
+
+    The same float32 operations in the same order, so both give the same sizes.
+    """
+    sides = tf.cast(in_size, tf.float32)
+
+    def fit(target, side):  # each side floor(side * target / that side), in float32
+        return tf.cast(tf.floor(sides * (float(target) / side)), tf.int32)
+
+    size = fit(min_size, tf.reduce_min(sides))
+    if max_size is not None:
+        if factor is not None:
+            max_size -= (max_size - 1) % factor
+        size = tf.cond(tf.reduce_max(size) > max_size,
+                       lambda: fit(max_size, tf.reduce_max(sides)), lambda: size)
+    size = tf.maximum(size, 1)
+    if factor is not None:
+        size += (factor - (size - 1) % factor) % factor
+    return size
+
+
+def resize_to_range(image, label, min_size, max_size=None, factor=None):
+    """The reference's `resize_to_range`: short side to `min_size`, long side capped
+    at `max_size`, sides rounded up to a multiple of `factor` plus one (the size
+    rule is `InputConfig.resized_size`).
+
+    Image bilinear and label nearest-neighbour, both with `align_corners=True` as
+    the reference (the same op as `layers.ops.resize_bilinear`, called raw here so
+    the input pipeline does not import Keras).
+
+    Args:
+      image: [h, w, C] any numeric dtype; label: [h, w, 1] integer ids, or None.
+      min_size: int; max_size, factor: int or None.
+    Returns:
+      (float32 image, label of its dtype or None), of the resized size.
+    """
+    size = _range_size(tf.shape(image)[:2], min_size, max_size, factor)
+    image = tf.raw_ops.ResizeBilinear(images=tf.cast(image, tf.float32)[None], size=size,
+                                      align_corners=True, half_pixel_centers=False)[0]
+    if label is not None:
+        label = tf.raw_ops.ResizeNearestNeighbor(images=label[None], size=size,
+                                                 align_corners=True,
+                                                 half_pixel_centers=False)[0]
+    return image, label
+
+
 def preprocess(image, label, config, is_training, seed=None):
     """DeepLab's augmentation of one example; image and label move together.
 
@@ -102,6 +151,9 @@ def preprocess(image, label, config, is_training, seed=None):
       (float32 image, int32 label) of crop_size when given.
     """
     crop = config.crop_size
+    if config.min_resize_value is not None:
+        image, label = resize_to_range(image, label, config.min_resize_value,
+                                       config.max_resize_value, config.resize_factor)
     if not is_training:
         image, label = tf.cast(image, tf.float32), tf.cast(label, tf.int32)
         if crop is None:
@@ -236,7 +288,8 @@ def _tfrecord_source(file_pattern, is_training, seed, input_context, num_paralle
 
 def build_dataset(source, *, is_training, batch_size, crop_size=None,
                   ignore_label=common.DEFAULT_IGNORE_LABEL, min_scale_factor=0.5,
-                  max_scale_factor=2.0, scale_factor_step_size=0.25, seed=None,
+                  max_scale_factor=2.0, scale_factor_step_size=0.25, min_resize_value=None,
+                  max_resize_value=None, resize_factor=None, seed=None,
                   input_context=None, num_parallel_calls=tf.data.AUTOTUNE, repeat=None,
                   shuffle_buffer_size=100, split=None, data_dir=None, manual_dir=None):
     """The batched, augmented dataset (see the module docstring for the elements).
@@ -250,6 +303,9 @@ def build_dataset(source, *, is_training, batch_size, crop_size=None,
       batch_size: the global batch; with `input_context` each pipeline batches
         `input_context.get_per_replica_batch_size(batch_size)`.
       crop_size: (height, width). Training crops to it; evaluation pads to it.
+      min_resize_value, max_resize_value, resize_factor: resize every image to
+        this range first, training and evaluation alike (`resize_to_range`);
+        None: no resize.
       seed: makes the whole pipeline (order and augmentation) reproducible.
       input_context: a `tf.distribute.InputContext`; each input pipeline reads
         its own files (or tfds shards).
@@ -257,7 +313,8 @@ def build_dataset(source, *, is_training, batch_size, crop_size=None,
       split: tfds only; default "train" when training, else "validation".
     """
     config = InputConfig(crop_size, ignore_label, min_scale_factor, max_scale_factor,
-                         scale_factor_step_size)
+                         scale_factor_step_size, min_resize_value, max_resize_value,
+                         resize_factor)
     if input_context:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
 

@@ -216,3 +216,128 @@ def test_missing_files_and_bad_labels(tmp_path):
     ds = ip.build_dataset(str(path), is_training=False, batch_size=1)
     with pytest.raises(tf.errors.InvalidArgumentError, match="single-channel PNG"):
         next(iter(ds))
+
+
+# Resizing to a range (the reference's min/max_resize_value and resize_factor).
+
+def resize_config(min_size, max_size=None, factor=None):
+    return ip.InputConfig(min_resize_value=min_size, max_resize_value=max_size,
+                          resize_factor=factor)
+
+
+@pytest.mark.parametrize("size, resize, expected", [
+    # ADE20K's min = max = 513, factor 16. The short side to 513 would make the long side
+    # 500 * 513/375 = 684 > 513, so the long side goes to 513 instead: 375 * 513/500 =
+    # 384.75 -> 384. The factor rounds up to 16k + 1: 384 - 1 = 383 = 23*16 + 15, so +1
+    # = 385; 513 - 1 = 512 = 32*16 already.
+    ((375, 500), (513, 513, 16), (385, 513)),
+    ((500, 375), (513, 513, 16), (513, 385)),  # portrait: the same, transposed
+    ((375, 500), (513, 513, None), (384, 513)),  # no factor: 384.75 floors to 384
+    ((375, 500), (513, None, None), (513, 684)),  # min only: 500 * 513/375 = 684 exactly
+    ((375, 500), (513, None, 16), (513, 689)),  # 684 - 1 = 683 = 42*16 + 11, so +5
+    ((200, 300), (100, 1000, None), (100, 150)),  # min shrinks too: 300 * 100/200 = 150
+    ((300, 400), (320, 640, None), (320, 426)),  # 400 * 320/300 = 426.7 <= 640: min rules
+    # With factor 16 a max of 500 means 497 (the largest 16k + 1 <= 500): 684 > 497, so
+    # 375 * 497/500 = 372.75 -> 372 -> 385 (371 = 23*16 + 3, so +13); 497 stays.
+    ((375, 500), (500, 500, 16), (385, 497)),
+    # Float32, as the reference: 695 * (385/695) comes out just below 385 and floors to
+    # 384; 2048 * 385/695 = 1134.5 -> 1134.
+    ((695, 2048), (385, None, None), (384, 1134)),
+    # A 1 x 1000 strip: 1 * 100/1000 = 0.1 floors to 0, kept at 1 (the reference fails).
+    ((1, 1000), (100, 100, None), (1, 100)),
+])
+def test_resized_size_by_hand(size, resize, expected):
+    assert resize_config(*resize).resized_size(*size) == expected
+
+
+def test_resized_size_without_min_is_the_input_size():
+    assert ip.InputConfig().resized_size(375, 500) == (375, 500)
+
+
+@pytest.mark.parametrize("resize", [(513, 513, 16), (513, None, None), (385, 700, 8),
+                                    (64, 96, None)])
+def test_tf_size_rule_equals_resized_size(resize):
+    """The graph's float32 sizes equal the pure-Python rule, on many image sizes."""
+    config = resize_config(*resize)
+    grid = [(h, w) for h in range(1, 1100, 13) for w in (1, 37, 375, 500, 695, 1024, 2048)]
+    ds = tf.data.Dataset.from_tensor_slices(np.array(grid, np.int32)).map(
+        lambda s: ip._range_size(s, *resize)).batch(len(grid))
+    got = [tuple(s) for s in next(iter(ds)).numpy().tolist()]
+    assert got == [config.resized_size(h, w) for h, w in grid]
+
+
+@pytest.mark.parametrize("resize", [(100, None, None), (30, 40, None), (65, 65, 16)])
+def test_resize_to_range_shape_and_alignment(resize):
+    """Image bilinear, label nearest, both align-corners: on the ramp every label is
+    the source label at the source pixel its image pixel names; the labels are input
+    values only, the dataset's void region included."""
+    image, label = ramp_example()
+    got_image, got_label = ip.resize_to_range(image, label[..., None], *resize)
+    assert got_image.dtype == tf.float32 and got_label.dtype == tf.uint8
+    expected = resize_config(*resize).resized_size(48, 64)
+    assert got_image.shape == expected + (3,) and got_label.shape == expected + (1,)
+    got_label = got_label.numpy()[..., 0]
+    check_aligned(got_image.numpy(), got_label, label)
+    assert set(np.unique(got_label)) <= set(np.unique(label)) and IGNORE in got_label
+    # Corners coincide (align_corners=True): the last pixel names the last source pixel.
+    np.testing.assert_allclose(got_image[-1, -1, :2], [63, 47], atol=1e-4)
+
+
+def test_eval_resizes_then_pads(ramp_records):
+    # 48x64, min = max = 65, factor 16: 64 * 65/48 = 86.7 > 65, so 48 * 65/64 = 48.75 ->
+    # 48 -> 49 (47 = 2*16 + 15); 64 -> 65. Padded to the 65x65 crop.
+    path, source_label = ramp_records
+    ds = ip.build_dataset(path, is_training=False, batch_size=1, crop_size=(65, 65),
+                          ignore_label=IGNORE, min_resize_value=65, max_resize_value=65,
+                          resize_factor=16)
+    ex = next(iter(ds))
+    image, label = ex[ip.IMAGE][0].numpy(), ex[ip.LABEL][0, ..., 0].numpy()
+    want_image, want_label = ip.resize_to_range(ramp_example()[0], source_label[..., None],
+                                                65, 65, 16)
+    np.testing.assert_array_equal(image[:49], want_image.numpy())
+    np.testing.assert_array_equal(label[:49], want_label.numpy()[..., 0])
+    assert np.all(image[49:] == ip.MEAN_PIXEL) and np.all(label[49:] == IGNORE)
+    assert ex[ip.ORIGINAL_SIZE].numpy().tolist() == [[48, 64]]  # the decoded size
+
+
+def test_training_resizes_before_the_random_scale_and_crops(ramp_records):
+    path, source_label = ramp_records
+    resize = dict(min_resize_value=65, max_resize_value=65, resize_factor=16)
+    # Scale 1, no crop: the output is the resized 49x65 (see test_eval_resizes_then_pads).
+    ds = ip.build_dataset(path, is_training=True, batch_size=1, min_scale_factor=1.0,
+                          max_scale_factor=1.0, seed=3, **resize)
+    assert next(iter(ds))[ip.IMAGE].shape == (1, 49, 65, 3)
+    # The random scale applies to the resized image: 2 x (49 x 65), where the decoded
+    # 48 x 64 would give 96 x 128.
+    ds = ip.build_dataset(path, is_training=True, batch_size=1, min_scale_factor=2.0,
+                          max_scale_factor=2.0, seed=3, **resize)
+    assert next(iter(ds))[ip.IMAGE].shape == (1, 98, 130, 3)
+    ds = ip.build_dataset(path, is_training=True, batch_size=4, crop_size=(40, 56),
+                          ignore_label=IGNORE, seed=3, **resize)
+    batch = next(iter(ds))
+    assert batch[ip.IMAGE].shape == (4, 40, 56, 3) and batch[ip.LABEL].shape == (4, 40, 56, 1)
+    assert set(np.unique(batch[ip.LABEL])) <= set(np.unique(source_label)) | {IGNORE}
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    (dict(min_resize_value=0), "min_resize_value"),
+    (dict(min_resize_value=-513), "min_resize_value"),
+    (dict(min_resize_value=512.5), "min_resize_value"),
+    (dict(min_resize_value="513"), "min_resize_value"),
+    (dict(min_resize_value=513, max_resize_value=0), "max_resize_value"),
+    (dict(min_resize_value=513, resize_factor=0), "resize_factor"),
+    (dict(min_resize_value=513, max_resize_value=512), "min_resize_value"),
+    (dict(max_resize_value=513), "max_resize_value"),  # max without min
+    (dict(resize_factor=16), "resize_factor"),  # a factor alone
+])
+def test_bad_resize_values_are_one_line_errors_naming_the_parameter(kwargs, param):
+    with pytest.raises(InputError, match=param) as error:
+        ip.InputConfig(**kwargs)
+    assert param in error.value.params and "\n" not in str(error.value)
+    assert f"--{param}" in error.value.as_flags()
+
+
+def test_build_dataset_checks_resize_values_before_reading(tmp_path):
+    with pytest.raises(InputError, match="max_resize_value"):
+        ip.build_dataset(str(tmp_path / "none-*"), is_training=False, batch_size=1,
+                         min_resize_value=600, max_resize_value=513)
