@@ -4,9 +4,10 @@ r"""`python -m deeplab_dpc.export`: exports a checkpoint as a SavedModel (and TF
         [--inference_scales=0.75 --inference_scales=1 --add_flipped_images] \
         [--tflite --crop_size=513,1025]
 
-The SavedModel's `serving_default` takes ONE uint8 image [H, W, 3] of any size
-and returns `semantic` (int32 [H, W]) and `probabilities` (float32 [H, W, C]);
-`metadata` returns the model config (cell included), class names and colormap.
+The SavedModel's `serving_default` takes a uint8 image [H, W, 3] of any size
+and returns `semantic` (int32 [H, W]) and `probabilities` (float32 [H, W, C]),
+or a batch [N, H, W, 3] of one size (the reference's clients send [1, H, W, 3])
+and returns [N, H, W] and [N, H, W, C]; `metadata` returns the model config (cell included), class names and colormap.
 It loads with plain `tf.saved_model.load`. --tflite also writes, into
 --export_path, a float and a dynamic-range quantized TFLite model of a
 MobileNet-v2 checkpoint at --crop_size (input 0: the image; outputs 0, 1:

@@ -13,19 +13,25 @@ import tensorflow as tf
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.predict.inference import check_scales, predict_probabilities
 
-IMAGE_ERROR = "image must be a uint8 tensor of shape [height, width, 3]"
-EMPTY_ERROR = "image is empty: it needs at least one row and one column"
+IMAGE_ERROR = ("image must be a uint8 tensor of shape [height, width, 3] "
+               "or [batch, height, width, 3]")
+EMPTY_ERROR = ("image is empty: it needs at least one row and one column "
+               "(and a batch at least one image)")
 
 
 class ServingModule(tf.Module):
     """The exported object: `serve(image)` and the metadata to use its answer.
 
-    `serve` takes ONE uint8 image [H, W, 3] of any size and returns
-    {"semantic": int32 [H, W], "probabilities": float32 [H, W, C]}. Unbatched,
-    because users' images differ in size; the reference's input was [1, H, W, 3].
-    Its input spec leaves the rank open so that a wrong rank reaches the
-    in-graph check and fails with `IMAGE_ERROR` (a SavedModel signature does not
-    check shapes itself); the spec's dtype refuses non-uint8 input.
+    `serve` takes a uint8 image [H, W, 3] of any size and returns
+    {"semantic": int32 [H, W], "probabilities": float32 [H, W, C]}, or a batch
+    [N, H, W, 3] (one size for all) and returns [N, H, W] and [N, H, W, C]:
+    unbatched because users' images differ in size, batched because the
+    reference's clients send [1, H, W, 3]. Either way the images go through the
+    model as one batch, on the same code path, so a batched image gets the
+    answer it gets alone. The input spec leaves the rank open so that a wrong
+    rank reaches the in-graph check and fails with `IMAGE_ERROR` (a SavedModel
+    signature does not check shapes itself); the spec's dtype refuses non-uint8
+    input. The outputs' rank follows the input's.
 
     The model config (cell included), class names and colormap are string and
     integer variables, so a plain `tf.saved_model.load` reads them without this
@@ -60,27 +66,37 @@ class ServingModule(tf.Module):
     def model(self):
         return self._keras.model
 
-    def predict(self, image):
-        """The prediction for one uint8 [H, W, 3] image (traceable at any size)."""
+    def predict_batch(self, images):
+        """The predictions for uint8 images [N, H, W, 3] (traceable at any size)."""
         probabilities = predict_probabilities(
-            self.model, tf.cast(image, tf.float32)[tf.newaxis], self.scales,
-            self.add_flipped_images)[0]
+            self.model, tf.cast(images, tf.float32), self.scales, self.add_flipped_images)
         return {"semantic": tf.argmax(probabilities, -1, output_type=tf.int32),
                 "probabilities": probabilities}
 
+    def predict(self, image):
+        """The prediction for one uint8 [H, W, 3] image: a batch of one (TFLite's path)."""
+        return {k: v[0] for k, v in self.predict_batch(image[tf.newaxis]).items()}
+
     @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="image")])
     def serve(self, image):
-        rank = tf.debugging.assert_rank(image, 3, message=IMAGE_ERROR)
+        rank = tf.debugging.assert_rank_in(image, [3, 4], message=IMAGE_ERROR)
         with tf.control_dependencies([rank]):
             channels = tf.debugging.assert_equal(tf.shape(image)[-1], 3, message=IMAGE_ERROR)
+            # [H, W, 3] is a batch of one: [1, H, W, 3].
+            batch_shape = tf.concat([tf.ones([4 - tf.rank(image)], tf.int32), tf.shape(image)], 0)
         with tf.control_dependencies([channels]):
             # An empty image would otherwise fail deep inside batch norm.
-            nonempty = tf.debugging.assert_positive(tf.shape(image)[:2], message=EMPTY_ERROR)
+            nonempty = tf.debugging.assert_positive(batch_shape[:3], message=EMPTY_ERROR)
         with tf.control_dependencies([nonempty]):
-            image = tf.identity(image)
+            images = tf.reshape(image, batch_shape)
         # Static only: `tf.ensure_shape` could fail first, with a message about shapes.
-        image.set_shape([None, None, 3])
-        return self.predict(image)
+        images.set_shape([None, None, None, 3])
+        out = self.predict_batch(images)
+        # Back to the input's rank: [H, W(, C)] for an image, [N, H, W(, C)] for a batch.
+        pixels = tf.shape(image)[:-1]
+        return {"semantic": tf.reshape(out["semantic"], pixels),
+                "probabilities": tf.reshape(out["probabilities"], tf.concat(
+                    [pixels, tf.shape(out["probabilities"])[-1:]], 0))}
 
     @tf.function(input_signature=[])
     def metadata(self):
@@ -94,7 +110,8 @@ class ServingModule(tf.Module):
 
 
 class Segmenter:
-    """Segments users' images: uint8 [H, W, 3] of any size -> class ids [H, W].
+    """Segments users' images: uint8 [H, W, 3] of any size -> class ids [H, W]
+    (or a batch [N, H, W, 3] of one size -> [N, H, W]).
 
         segmenter = Segmenter.from_checkpoint("runs/dpc")      # or from_saved_model
         labels = segmenter.predict(image)
@@ -129,16 +146,17 @@ class Segmenter:
                              f"{' '.join(str(e).split())[:200]}") from None
 
     def predict(self, image, with_probabilities=False):
-        """int32 labels [H, W] (and float32 probabilities [H, W, C])."""
+        """int32 labels [H, W] (and float32 probabilities [H, W, C]); for a batch
+        [N, H, W, 3], [N, H, W] (and [N, H, W, C])."""
         image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        if image.dtype != np.uint8 or image.ndim not in (3, 4) or image.shape[-1] != 3:
             raise InputError(f"{IMAGE_ERROR}, got {image.dtype} {list(image.shape)}")
-        if min(image.shape[:2]) < 1:
+        if min(image.shape[:-1]) < 1:
             raise InputError(f"{EMPTY_ERROR}, got shape {list(image.shape)}")
         out = self._module.serve(tf.constant(image))
         labels = out["semantic"].numpy()
         return (labels, out["probabilities"].numpy()) if with_probabilities else labels
 
     def colorize(self, labels):
-        """uint8 RGB [H, W, 3] of class ids through the model's colormap."""
+        """uint8 RGB [..., 3] of class ids [...] through the model's colormap."""
         return self.colormap[np.clip(labels, 0, len(self.colormap) - 1)]

@@ -3,10 +3,11 @@
     python tests/export/exported_model_check.py EXPORT_DIR 'DATA/val-*' NUM_CLASSES IGNORE_LABEL
 
 Reads the split's TFRecords with TensorFlow alone, predicts with the SavedModel
-(plain `tf.saved_model.load`) and, when present, with the float and quantized
-TFLite models, and prints one JSON line: each model's mIOU over one confusion
-matrix, and the share of pixels where each TFLite model agrees with the
-SavedModel. Imports neither deeplab_dpc nor the tests package, and says so.
+(plain `tf.saved_model.load`; each image alone [H, W, 3] and as a batch of one
+[1, H, W, 3]) and, when present, with the float and quantized TFLite models,
+and prints one JSON line: each model's mIOU over one confusion matrix, and the
+share of pixels where each other model agrees with the unbatched SavedModel.
+Imports neither deeplab_dpc nor the tests package, and says so.
 """
 import glob
 import json
@@ -52,7 +53,12 @@ def tflite_predict(path):
 def main(export_dir, pattern, num_classes, ignore_label):
     loaded = tf.saved_model.load(export_dir)
     serve = loaded.signatures["serving_default"]
-    predictors = {"saved_model": lambda image: serve(image=tf.constant(image))["semantic"].numpy()}
+    predictors = {
+        "saved_model": lambda image: serve(image=tf.constant(image))["semantic"].numpy(),
+        # [1, H, W, 3] -> [1, H, W], as the reference's clients call its export
+        "saved_model_batched":
+            lambda image: serve(image=tf.constant(image[None]))["semantic"].numpy()[0],
+    }
     for name in ("float", "dynamic_range_quant"):
         path = os.path.join(export_dir, f"deeplab_{name}.tflite")
         if os.path.exists(path):

@@ -99,6 +99,7 @@ def _check_fresh_process_scores_like_eval(run, metrics):
         (run / "run" / "model_config.json").read_text())["model"]["cell"]
     miou, agree = result["miou"], result["agreement_with_saved_model"]
     assert miou["saved_model"] == pytest.approx(metrics["miou"], abs=1e-6)
+    assert agree["saved_model_batched"] == 1.0  # [1, H, W, 3], as the reference's clients
     assert agree["tflite_float"] >= 0.99
     print(f"\nmIOU eval {metrics['miou']:.4f}, SavedModel {miou['saved_model']:.4f}, TFLite "
           f"float {miou['tflite_float']:.4f} ({100 * agree['tflite_float']:.2f}% pixels agree), "
@@ -109,18 +110,33 @@ def _check_fresh_process_scores_like_eval(run, metrics):
 
 
 def _check_serving_signature(run):
-    """Any size works; a wrong dtype or rank fails with a message that says so."""
+    """Any size works, an image or a batch (as the reference's clients send it), each
+    batched image answered as it is alone; a wrong dtype, rank or channel count, or an
+    empty image, fails with a message that says so."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(str(run / "exported"))
     serve = loaded.signatures["serving_default"]
-    out = serve(image=tf.zeros([50, 31, 3], tf.uint8))
-    assert out["semantic"].shape == (50, 31) and out["probabilities"].shape == (50, 31, 8)
+    images = np.random.default_rng(3).integers(0, 256, (2, 50, 31, 3), dtype=np.uint8)
+    alone = [serve(image=tf.constant(image)) for image in images]
+    for out in alone:
+        assert out["semantic"].shape == (50, 31) and out["probabilities"].shape == (50, 31, 8)
+    for batch in (images[:1], images):
+        out = serve(image=tf.constant(batch))
+        assert out["semantic"].shape == batch.shape[:3]
+        assert out["probabilities"].shape == batch.shape[:3] + (8,)
+        for i, want in enumerate(alone[:len(batch)]):
+            np.testing.assert_array_equal(out["semantic"][i], want["semantic"])
+            np.testing.assert_allclose(out["probabilities"][i], want["probabilities"], atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a uint8 tensor"):
         serve(image=tf.zeros([50, 31, 3], tf.float32))
-    for shape in ([1, 50, 31, 3], [50, 31, 4]):
+    for shape in ([50, 31], [1, 1, 50, 31, 3], [50, 31, 4], [2, 50, 31, 4]):
         with pytest.raises(tf.errors.InvalidArgumentError,
-                           match=r"image must be a uint8 tensor of shape \[height, width, 3\]"):
+                           match=r"image must be a uint8 tensor of shape \[height, width, 3\] "
+                                 r"or \[batch, height, width, 3\]"):
+            serve(image=tf.zeros(shape, tf.uint8))
+    for shape in ([0, 31, 3], [2, 50, 0, 3], [0, 50, 31, 3]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="image is empty"):
             serve(image=tf.zeros(shape, tf.uint8))
     meta = loaded.signatures["metadata"]()
     assert json.loads(meta["cell_spec_json"].numpy()) == json.loads(

@@ -88,11 +88,47 @@ def test_segmenter_from_checkpoint_segments_any_size(model, tmp_path):
         want = np_predict(model, image[None].astype(np.float32), (0.5, 1.0), flip=True)[0]
         np.testing.assert_allclose(probabilities, want, atol=1e-3)
         assert segmenter.colorize(labels).shape == shape
-    with pytest.raises(InputError, match=r"uint8 tensor of shape \[height, width, 3\]"):
-        segmenter.predict(np.zeros((9, 9, 3), np.float32))
+    batch = rng.integers(0, 256, (2, 50, 31, 3), dtype=np.uint8)
+    labels, probabilities = segmenter.predict(batch, with_probabilities=True)
+    assert labels.shape == (2, 50, 31) and probabilities.shape == (2, 50, 31, 8)
+    for i, image in enumerate(batch):
+        np.testing.assert_array_equal(labels[i], segmenter.predict(image))
+    for bad in (np.zeros((9, 9, 3), np.float32), np.zeros((9, 9), np.uint8),
+                np.zeros((1, 1, 9, 9, 3), np.uint8), np.zeros((2, 9, 9, 4), np.uint8)):
+        with pytest.raises(InputError, match=r"uint8 tensor of shape \[height, width, 3\] "
+                                             r"or \[batch, height, width, 3\]"):
+            segmenter.predict(bad)
     # An empty image: a clear message, in Python and in the traced serving function
     # (what a SavedModel client calls), not an error deep inside batch norm.
-    with pytest.raises(InputError, match="image is empty"):
-        segmenter.predict(np.zeros((0, 5, 3), np.uint8))
+    for empty in ((0, 5, 3), (0, 5, 5, 3), (2, 5, 0, 3)):
+        with pytest.raises(InputError, match="image is empty"):
+            segmenter.predict(np.zeros(empty, np.uint8))
     with pytest.raises(tf.errors.InvalidArgumentError, match="image is empty"):
         segmenter._module.serve(tf.zeros([5, 0, 3], tf.uint8))
+
+
+def test_serving_takes_an_image_or_a_batch_of_them(model):
+    """serve([H, W, 3]) -> [H, W(, C)]; serve([N, H, W, 3]) -> [N, H, W(, C)], each image
+    answered as it is alone; other ranks and channel counts, and empty images, fail in
+    the graph with messages that say so (as a SavedModel client sees them)."""
+    module = serving.ServingModule(model, synthetic.INFO, (0.75, 1.0), add_flipped_images=True)
+    images = np.random.default_rng(4).integers(0, 256, (2, 33, 49, 3), dtype=np.uint8)
+    alone = [module.serve(tf.constant(image)) for image in images]
+    for out in alone:
+        assert out["semantic"].shape == (33, 49) and out["probabilities"].shape == (33, 49, 8)
+        assert out["semantic"].dtype == tf.int32 and out["probabilities"].dtype == tf.float32
+    for batch in (images[:1], images):
+        out = module.serve(tf.constant(batch))
+        assert out["semantic"].shape == batch.shape[:3]
+        assert out["probabilities"].shape == batch.shape[:3] + (8,)
+        for i, want in enumerate(alone[:len(batch)]):
+            np.testing.assert_array_equal(out["semantic"][i], want["semantic"])
+            np.testing.assert_allclose(out["probabilities"][i], want["probabilities"], atol=1e-5)
+    assert module.serve.experimental_get_tracing_count() == 1  # one graph for both
+    for shape in ([33, 49], [1, 2, 33, 49, 3], [33, 49, 4], [2, 33, 49, 1]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[height, width, 3\] "
+                                                                 r"or \[batch, height, width, 3\]"):
+            module.serve(tf.zeros(shape, tf.uint8))
+    for shape in ([0, 49, 3], [1, 33, 0, 3], [0, 33, 49, 3]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="image is empty"):
+            module.serve(tf.zeros(shape, tf.uint8))
