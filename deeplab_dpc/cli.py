@@ -2,6 +2,7 @@
 
 No TensorFlow import: a bad flag is answered in a second, before the slow import.
 """
+import json
 import os
 import sys
 
@@ -10,6 +11,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from deeplab_dpc.errors import InputError  # noqa: E402
+
+flags.DEFINE_bool("dry_run", False, "Resolve the flags, build the model (and one input batch "
+                  "when the data is there), print the settings with the model's parameters "
+                  "and multiply-adds; train and write nothing.")
+# Reference flags accepted for its command lines' sake: name -> what replaces it here.
+_ACCEPTED = {}
+_DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
+             "bool": flags.DEFINE_bool, "list": flags.DEFINE_list, "float": flags.DEFINE_float}
+# The reference's `--dataset` default, taken when --dataset_dir names data but no dataset.
+REFERENCE_DATASET = "pascal_voc_seg"
 
 
 def _parse_flags(argv):
@@ -32,17 +43,42 @@ def run(main, flag_names=None):
             print(f"error: unexpected arguments (flags start with --): {' '.join(argv[1:])}",
                   file=sys.stderr)
             sys.exit(2)
+        for line in accepted_notes(flags.FLAGS):
+            note(line)
         if not flags.FLAGS["verbosity"].present:
             # absl.app raises logging to INFO, which lets TensorFlow's checkpoint
             # saver log a line per save; our binaries print their own progress.
             logging.set_verbosity(logging.WARNING)
         try:
-            return main(argv)
+            main(argv)  # its answer (a dry run's report) is for in-process callers
+            return None
         except InputError as e:
             print(f"error: {e.as_flags(flag_names)}", file=sys.stderr)
             sys.exit(2)
 
     app.run(_main, flags_parser=_parse_flags)
+
+
+def define_accepted(name, default, kind, replacement):
+    """A reference flag that changes nothing here: parsed, and answered with a note
+    saying what replaces it when given."""
+    _DEFINERS[kind](name, default, f"Reference flag, accepted; {replacement}")
+    _ACCEPTED[name] = replacement
+
+
+def accepted_notes(flag_values):
+    return [f"--{name} changes nothing here; {text}" for name, text in _ACCEPTED.items()
+            if name in flag_values and flag_values[name].present]
+
+
+def default_dataset(flag_values):
+    """--dataset, else the synthetic set without --dataset_dir (nothing to download),
+    else the reference's default (a dataset_info.json in --dataset_dir still wins)."""
+    given = {name: flag_values[name].value if name in flag_values else None
+             for name in ("dataset", "dataset_dir")}
+    if given["dataset"]:
+        return given["dataset"]
+    return REFERENCE_DATASET if given["dataset_dir"] else "synthetic"
 
 
 def require(flag_values, *names):
@@ -67,9 +103,13 @@ def parse_ints(values, flag, length=None, minimum=None, expected="integers"):
 
 
 def parse_size(values, flag):
-    """`height,width` flag values -> (h, w), or None when unset."""
+    """`height,width` flag values -> (h, w), or None when unset. Also the
+    reference's repeated form (`--crop_size=513 --crop_size=513`)."""
     if not values:
         return None
+    if isinstance(values, str):
+        values = [values]
+    values = [v for value in values for v in str(value).split(",") if v.strip()]
     return parse_ints(values, flag, length=2, minimum=1, expected="height,width")
 
 
@@ -81,24 +121,186 @@ def existing_path(path, flag):
     return path
 
 
-def model_options(flag_values, head=None):
-    """`DeepLab` arguments from the reference's model flags, which every binary that
-    builds a model defines alike. `head=None`: the reference's rule, the cell of
-    --dense_prediction_cell_json when given, else ASPP."""
+def define_resize_flags():
+    """The reference's resize of each image to a range before augmentation (its
+    ADE20K recipe)."""
+    flags.DEFINE_integer("min_resize_value", None, "Resize so the short side is this "
+                         "(see --max_resize_value); unset: no resize.")
+    flags.DEFINE_integer("max_resize_value", None, "... unless the long side would exceed "
+                         "this, which then wins.")
+    flags.DEFINE_integer("resize_factor", None, "Then round each side to a multiple of "
+                         "this plus one.")
+
+
+def resize_options(flag_values):
+    return {name: flag_values[name].value
+            for name in ("min_resize_value", "max_resize_value", "resize_factor")}
+
+
+def note(message):
+    """One `note:` line on stderr: a flag accepted that changes nothing here."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def define_model_flags():
+    """The reference's model flags, with its defaults, for every binary that builds or
+    reads a DeepLab model: one definition, so `--atrous_rates` means the same
+    everywhere (unset = none: ASPP's 1x1 and image pooling only)."""
+    flags.DEFINE_string("model_variant", "mobilenet_v2",
+                        "Backbone: mobilenet_v2, xception_41, xception_65 or xception_71.")
+    flags.DEFINE_enum("head", None, ["dpc", "aspp"], "Unset: the reference's rule, the "
+                      "cell of --dense_prediction_cell_json, else ASPP; dpc alone: the "
+                      "published cell.")
+    flags.DEFINE_string("dense_prediction_cell_json", None, "Cell JSON file (reference "
+                        "format); it replaces ASPP.")
+    flags.DEFINE_multi_integer("atrous_rates", None, "ASPP atrous rates, literal (repeat "
+                               "the flag; 12/24/36 at output stride 8); unset = none.")
+    flags.DEFINE_integer("output_stride", 16, "Backbone output stride: 8, 16 or 32.")
+    flags.DEFINE_integer("decoder_output_stride", None, "4 to add the decoder.")
+    flags.DEFINE_float("depth_multiplier", 1.0, "MobileNet-v2 depth multiplier.")
+    flags.DEFINE_integer("divisible_by", None, "MobileNet-v2 channel rounding; unset: 8 at "
+                         "depth 1.0, else 1 (8 loads keras.applications' weights).")
+    flags.DEFINE_multi_integer("multi_grid", None, "Xception exit-flow unit rates (repeat "
+                               "three times, e.g. 1, 2, 4); unset = 1, 1, 1.")
+    flags.DEFINE_bool("aspp_with_separable_conv", True, "ASPP atrous branches separable.")
+    flags.DEFINE_bool("add_image_level_feature", True, "ASPP image pooling branch.")
+    flags.DEFINE_list("image_pooling_crop_size", None, "Reference sliding-window pooling "
+                      "for this crop (height,width); unset = grid pooling.")
+
+
+def model_options(flag_values):
+    """`DeepLab` arguments from the model flags (`define_model_flags`), by the
+    reference's rule: the cell of --dense_prediction_cell_json when given, else ASPP
+    (with --atrous_rates, none by default). Rates beside a cell are ignored with a
+    note, as the reference ignores them, and refused beside an explicit --head=dpc."""
+    head = flag_values.head
+    rates = parse_ints(flag_values.atrous_rates or (), "atrous_rates", minimum=1,
+                       expected="positive integers")
     cell = None
     if flag_values.dense_prediction_cell_json:
-        if head not in (None, "dpc"):
-            raise InputError("--dense_prediction_cell_json needs --head=dpc")
+        if head == "aspp":
+            raise InputError("--dense_prediction_cell_json needs --head=dpc (or no --head)")
         from deeplab_dpc.spec import CellSpec
 
         cell = CellSpec.from_file(flag_values.dense_prediction_cell_json)
+    if rates and head == "dpc":
+        raise InputError("--atrous_rates is ASPP's and has no effect with --head=dpc; "
+                         "drop one of them")
+    if rates and cell is not None:
+        note("--atrous_rates ignored: the cell of --dense_prediction_cell_json replaces "
+             "ASPP (as in the reference)")
+        rates = ()
+    multi_grid = None
+    if flag_values.multi_grid:
+        multi_grid = parse_ints(flag_values.multi_grid, "multi_grid", length=3, minimum=1,
+                                expected="three positive integers (repeat the flag)")
+    if flag_values.divisible_by is not None and flag_values.divisible_by < 1:
+        raise InputError(f"--divisible_by must be >= 1, got {flag_values.divisible_by}")
     return dict(
         backbone=flag_values.model_variant, head=head or ("dpc" if cell else "aspp"),
-        cell=cell, atrous_rates=tuple(flag_values.atrous_rates or ()),
+        cell=cell, atrous_rates=rates,
         aspp_with_separable_conv=flag_values.aspp_with_separable_conv,
         add_image_level_feature=flag_values.add_image_level_feature,
         image_pooling_crop_size=parse_size(flag_values.image_pooling_crop_size,
                                            "image_pooling_crop_size"),
         output_stride=flag_values.output_stride,
         decoder_output_stride=flag_values.decoder_output_stride,
-        depth_multiplier=flag_values.depth_multiplier)
+        depth_multiplier=flag_values.depth_multiplier,
+        divisible_by=flag_values.divisible_by, multi_grid=multi_grid)
+
+
+# Model flag -> DeepLab config field, for checking a command line against a run.
+_RUN_FIELDS = {"model_variant": "backbone", "head": "head",
+               "dense_prediction_cell_json": "cell", "atrous_rates": "atrous_rates",
+               "output_stride": "output_stride",
+               "decoder_output_stride": "decoder_output_stride",
+               "depth_multiplier": "depth_multiplier", "divisible_by": "divisible_by",
+               "multi_grid": "multi_grid",
+               "aspp_with_separable_conv": "aspp_with_separable_conv",
+               "add_image_level_feature": "add_image_level_feature",
+               "image_pooling_crop_size": "image_pooling_crop_size"}
+_ASPP_ONLY = ("atrous_rates", "aspp_with_separable_conv", "add_image_level_feature")
+
+
+def check_model_flags(flag_values, run_model, run_path):
+    """For eval, vis and export, whose network is the run's (its config holds the
+    cell): model flags given on the command line, as the reference's command lines
+    give them, must describe that network. One that differs is refused in one line;
+    ASPP's flags beside a DPC run are ignored with a note."""
+    given = [name for name in _RUN_FIELDS if flag_values[name].present]
+    if not given:
+        return
+    options = model_options(flag_values)
+    ours = dict(options, cell=options["cell"].to_reference() if options["cell"] else None,
+                atrous_rates=list(options["atrous_rates"]),
+                multi_grid=list(options["multi_grid"]) if options["multi_grid"] else None,
+                image_pooling_crop_size=(list(options["image_pooling_crop_size"])
+                                         if options["image_pooling_crop_size"] else None))
+    for name in given:
+        field = _RUN_FIELDS[name]
+        theirs = run_model.get(field)
+        if name in _ASPP_ONLY and run_model.get("head") == "dpc":
+            note(f"--{name} ignored: {run_path} holds a DPC, whose cell it keeps")
+            continue
+        if name == "head" and ours["head"] == theirs:
+            continue
+        if ours[field] != theirs and not (field == "head" and flag_values.head is None):
+            shown = "its cell" if field == "cell" else json.dumps(theirs)
+            raise InputError(f"--{name} does not match {run_path}, which has "
+                             f"{field} = {shown}; its network is the run's (drop the flag)")
+
+
+def run_model_config(flag_values, checkpoint):
+    """The model config of the run at `checkpoint` (a run directory or a prefix in
+    one), with the command line's model flags checked against it; None when there
+    is no run there yet (a dry run before training)."""
+    from deeplab_dpc import run_dir
+
+    folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    if "://" not in checkpoint and not os.path.exists(os.path.join(folder, run_dir.CONFIG_FILE)):
+        return None
+    config = run_dir.read_deeplab_config(checkpoint)
+    check_model_flags(flag_values, config["model"], folder)
+    return config
+
+
+def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_size=None,
+                   num_classes=None, resize=None):
+    """The dry run of eval, vis and export: the run's network (or, before the run
+    exists, the one the model flags describe), one batch of `split` where the data
+    is there, parameters and multiply-adds at `image_size`."""
+    import tensorflow as tf
+
+    from deeplab_dpc import dry_run
+    from deeplab_dpc.data import datasets
+    from deeplab_dpc.eval import evaluator
+    from deeplab_dpc.model import DeepLab
+
+    notes = []
+    config = run_model_config(flag_values, checkpoint)
+    train = (config or {}).get("train", {})
+    dataset_dir = flag_values["dataset_dir"].value if "dataset_dir" in flag_values else None
+    dataset_dir = dataset_dir or train.get("dataset_dir")
+    dataset = (flag_values["dataset"].value if "dataset" in flag_values else None) or train.get(
+        "dataset") or (config["dataset"]["name"] if config else default_dataset(flag_values))
+    has_data = bool(dataset_dir) and tf.io.gfile.isdir(dataset_dir)
+    info = datasets.get_dataset_info(dataset, dataset_dir if has_data else None)
+    if config is None:
+        notes.append(f"no run at {checkpoint} yet: the model is the one the flags describe")
+        model = DeepLab(num_classes or info.num_classes, **model_options(flag_values))
+    else:
+        model = DeepLab.from_config(config["model"])
+    batch = None
+    if split and has_data and tf.io.gfile.glob(os.path.join(dataset_dir, f"{split}-*")):
+        resize = evaluator.run_resize(config or {}, **(resize or {}))
+        batch = dry_run.batch_facts(evaluator.split_dataset(
+            dataset_dir, split, info, image_size, resize=resize))
+        image_size = image_size or tuple(batch["image"]["shape"][1:3])
+    elif split:
+        notes.append(f"no {split} data at {dataset_dir}" if dataset_dir else
+                     "no --dataset_dir given or recorded in the run")
+    answer = dry_run.report(binary, dict(settings, dataset=info.name, dataset_dir=dataset_dir),
+                            dry_run.model_facts(model, image_size), batch,
+                            data=dataset_dir, notes=notes)
+    print(dry_run.format_report(answer), flush=True)
+    return answer

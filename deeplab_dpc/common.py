@@ -32,3 +32,6 @@ DEFAULT_IGNORE_LABEL = 255
 BATCH_NORM_EPSILON = 1e-5  # head and decoder (reference); backbones use their own.
 REFERENCE_BATCH_NORM_DECAY = 0.9997
 DEFAULT_WEIGHT_DECAY = 4e-5
+# The reference's `--atrous_rates` default: unset, i.e. ASPP without atrous branches
+# (1x1 + image pooling, as its MobileNet-v2 runs). Table 1's rows pass 6/12/18.
+DEFAULT_ATROUS_RATES = ()

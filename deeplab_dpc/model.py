@@ -17,15 +17,27 @@ from deeplab_dpc.layers.heads import HEAD_NAMES, build_head, build_logits
 HEADS = ("dpc", "aspp")
 
 
+def resolve_head(head, cell):
+    """The reference's rule for an unset head: a cell means the DPC, none means ASPP."""
+    if head is None:
+        return "dpc" if cell is not None else "aspp"
+    if head not in HEADS:
+        raise InputError(f"head {head!r}: expected one of {', '.join(HEADS)}", param="head")
+    return head
+
+
 @keras.saving.register_keras_serializable(package=common.KERAS_PACKAGE)
 class DeepLab(keras.Model):
     """DeepLab with a DPC or ASPP head.
 
     Args mirror the reference flags: `backbone` (`model_variant`), `head`
-    (`dpc` when a cell is given, else `aspp`), `cell` (a CellSpec or the
-    reference JSON list; default the published Cityscapes cell), `atrous_rates`,
-    `output_stride`, `decoder_output_stride` (None or 4), `depth_multiplier`,
-    `image_pooling_crop_size`. `backbone_weights` ("imagenet" or an HDF5 path) is
+    (unset: `dpc` when a cell is given, else `aspp`, as the reference decides),
+    `cell` (a CellSpec or the reference JSON list; with `head="dpc"` and no cell,
+    the published Cityscapes cell), `atrous_rates` (default none: ASPP's 1x1 and
+    image pooling only), `output_stride`, `decoder_output_stride` (None or 4),
+    `depth_multiplier`, `divisible_by` (MobileNet-v2 channel rounding; None: 8 at
+    depth 1.0, else 1, as the reference), `multi_grid` (Xception's exit-flow unit
+    rates; None: 1, 1, 1), `image_pooling_crop_size`. `backbone_weights` ("imagenet" or an HDF5 path) is
     used once at construction and not kept in the config: the weights travel
     with the model.
 
@@ -33,16 +45,15 @@ class DeepLab(keras.Model):
     `deeplab_dpc.layers.ops.resize_bilinear` brings them to the image size.
     """
 
-    def __init__(self, num_classes, backbone="mobilenet_v2", head="dpc", cell=None,
-                 atrous_rates=(6, 12, 18), aspp_with_separable_conv=True,
+    def __init__(self, num_classes, backbone="mobilenet_v2", head=None, cell=None,
+                 atrous_rates=common.DEFAULT_ATROUS_RATES, aspp_with_separable_conv=True,
                  add_image_level_feature=True, image_pooling_crop_size=None,
                  output_stride=16, decoder_output_stride=None, depth_multiplier=1.0,
-                 head_filters=256, dropout_rate=0.1,
+                 divisible_by=None, multi_grid=None, head_filters=256, dropout_rate=0.1,
                  batch_norm_decay=common.REFERENCE_BATCH_NORM_DECAY,
                  weight_decay=common.DEFAULT_WEIGHT_DECAY, backbone_weights=None,
                  **kwargs):
-        if head not in HEADS:
-            raise InputError(f"head {head!r}: expected one of {', '.join(HEADS)}", param="head")
+        head = resolve_head(head, cell)
         if decoder_output_stride not in (None, 4):
             raise InputError(
                 f"decoder_output_stride {decoder_output_stride}: only 4 (the backbones' "
@@ -55,7 +66,8 @@ class DeepLab(keras.Model):
         x = keras.layers.Rescaling(2.0 / 255.0, offset=-1.0, name="preprocess")(images)
         net = backbones.build_backbone(
             backbone, output_stride=output_stride, depth_multiplier=depth_multiplier,
-            weights=backbone_weights, **shared)
+            weights=backbone_weights, divisible_by=divisible_by, multi_grid=multi_grid,
+            **shared)
         endpoints = net(x)
         head_layer = build_head(
             head, cell, atrous_rates, aspp_with_separable_conv, add_image_level_feature,
@@ -79,6 +91,8 @@ class DeepLab(keras.Model):
         self.output_stride = output_stride
         self.decoder_output_stride = decoder_output_stride
         self.depth_multiplier = depth_multiplier
+        self.divisible_by = divisible_by
+        self.multi_grid = tuple(multi_grid) if multi_grid else None
         self.head_filters = head_filters
         self.dropout_rate = dropout_rate
         self.batch_norm_decay = batch_norm_decay
@@ -115,6 +129,8 @@ class DeepLab(keras.Model):
             "output_stride": self.output_stride,
             "decoder_output_stride": self.decoder_output_stride,
             "depth_multiplier": self.depth_multiplier,
+            "divisible_by": self.divisible_by,
+            "multi_grid": list(self.multi_grid) if self.multi_grid else None,
             "head_filters": self.head_filters,
             "dropout_rate": self.dropout_rate,
             "batch_norm_decay": self.batch_norm_decay,

@@ -111,6 +111,9 @@ _DEEPLAB_FIELDS = {
     "output_stride": (lambda v: v in (8, 16, 32) and _is_int(v), "8, 16 or 32"),
     "decoder_output_stride": (lambda v: v is None or v == 4 and _is_int(v), "null or 4"),
     "depth_multiplier": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "divisible_by": (lambda v: v is None or _is_int(v) and v >= 1, "null or an integer >= 1"),
+    "multi_grid": (lambda v: v is None or isinstance(v, list) and len(v) == 3 and all(
+        _is_int(r) and r > 0 for r in v), "null or three positive integers"),
     "head_filters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "dropout_rate": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "batch_norm_decay": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),

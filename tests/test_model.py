@@ -37,7 +37,7 @@ def test_config_is_json_and_rebuilds_the_same_network():
 
 @pytest.mark.parametrize("output_stride,expected", [(8, 9), (16, 5)])
 def test_output_stride_and_dpc_rates(output_stride, expected):
-    model = DeepLab(4, output_stride=output_stride, **TINY)
+    model = DeepLab(4, head="dpc", output_stride=output_stride, **TINY)
     assert model(np.zeros((1, 65, 65, 3), "float32")).shape == (1, expected, expected, 4)
     rates = [tuple(b.depthwise.dilation_rate) for b in model.head_layer.branches]
     assert rates[0] == (16 // output_stride, 6 * 16 // output_stride)
@@ -47,7 +47,7 @@ def test_aspp_runs_at_output_stride_32_and_dpc_refuses_it():
     model = DeepLab(4, head="aspp", output_stride=32, atrous_rates=(), **TINY)
     assert model(np.zeros((1, 65, 65, 3), "float32")).shape == (1, 3, 3, 4)
     with pytest.raises(InputError, match="output_stride 32"):
-        DeepLab(4, output_stride=32, **TINY)
+        DeepLab(4, head="dpc", output_stride=32, **TINY)
 
 
 def test_input_is_raw_rgb():
@@ -72,3 +72,38 @@ def test_bad_arguments_are_refused():
         DeepLab(4, head="psp", **TINY)
     with pytest.raises(InputError, match="decoder_output_stride"):
         DeepLab(4, decoder_output_stride=8, **TINY)
+
+
+def test_head_follows_the_reference_rule():
+    """No head given: a cell means the DPC; no cell means ASPP with no atrous branch
+    (the reference's default rates: none), i.e. the 1x1 and image pooling branches."""
+    cell = [{"kernel": 1, "op": "conv", "input": -1}]
+    assert DeepLab(3, cell=cell, **TINY).head == "dpc"
+    aspp = DeepLab(3, **TINY)
+    assert aspp.head == "aspp" and aspp.atrous_rates == ()
+    branches = {w.path.split("/")[1] for w in aspp.head_layer.weights}
+    assert branches == {"aspp0", "image_pooling", "concat_projection"}, branches
+    published = DeepLab(3, head="dpc", **TINY)
+    assert published.cell.to_reference() == DeepLab(3, cell=published.cell, **TINY).cell \
+        .to_reference()
+    with pytest.raises(InputError, match="head 'x'"):
+        DeepLab(3, head="x", **TINY)
+
+
+def test_divisible_by_and_multi_grid_reach_the_backbone_and_the_config():
+    # depth 0.25: the first block projects to 16 * 0.25 = 4 channels with DeepLab's
+    # rounding (to 1, the default below depth 1.0); divisible_by=8 rounds 4 up to 8.
+    options = dict(TINY, head="aspp")
+    plain = DeepLab(3, **options)
+    eight = DeepLab(3, divisible_by=8, **options)
+
+    def project(model):
+        return model.backbone.get_layer("expanded_conv_project").kernel.shape[-1]
+
+    assert (project(plain), project(eight)) == (4, 8)
+    assert eight.get_config()["divisible_by"] == 8
+    assert DeepLab.from_config(eight.get_config()).count_params() == eight.count_params()
+    with pytest.raises(InputError, match="multi_grid applies to the xception"):
+        DeepLab(3, multi_grid=(1, 2, 4), **options)
+    with pytest.raises(InputError, match="divisible_by applies to mobilenet_v2"):
+        DeepLab(3, backbone="xception_41", divisible_by=8, head="aspp")

@@ -20,6 +20,8 @@ flags.DEFINE_string("checkpoint_dir", None, "A DeepLab run directory (or checkpo
 flags.DEFINE_string("model_variant", None, "Without --checkpoint_dir: the backbone to build.")
 flags.DEFINE_float("depth_multiplier", 1.0, "With --model_variant: MobileNet-v2 depth.")
 flags.DEFINE_integer("output_stride", 16, "With --model_variant: backbone output stride.")
+flags.DEFINE_integer("divisible_by", None, "With --model_variant: MobileNet-v2 channel "
+                     "rounding; unset: 8 at depth 1.0, else 1 (8 for ImageNet weights).")
 flags.DEFINE_string("backbone_weights", None, "With --model_variant: 'imagenet' or an .h5 "
                     "file (unset: random weights, for tests).")
 flags.DEFINE_string("dataset", None, "Dataset name (default: the run's, else synthetic).")
@@ -72,7 +74,8 @@ def main(argv):
         settings["train"] = run_config.get("train", {})
     else:
         extractor, settings = backbone.bare(FLAGS.model_variant, FLAGS.depth_multiplier,
-                                            FLAGS.output_stride, FLAGS.backbone_weights)
+                                            FLAGS.output_stride, FLAGS.backbone_weights,
+                                            FLAGS.divisible_by)
     dataset = FLAGS.dataset or ((run_config or {}).get("train", {}).get("dataset")) or "synthetic"
     dataset_dir = FLAGS.dataset_dir or ((run_config or {}).get("train", {}).get("dataset_dir"))
     if not dataset_dir and dataset == "synthetic":

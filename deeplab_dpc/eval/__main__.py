@@ -27,17 +27,31 @@ flags.DEFINE_bool("add_flipped_images", False, "Also average left-right flipped 
 flags.DEFINE_integer("max_number_of_evaluations", 0,
                      "Checkpoints to evaluate; 0 = each new one until the run's last step.")
 flags.DEFINE_integer("eval_interval_secs", 300, "Seconds between looks for a new checkpoint.")
+cli.define_resize_flags()
+# The network is the run's (cell included); model flags, as the reference's eval
+# command lines give them, are checked against it.
+cli.define_model_flags()
 
 
 def main(argv):
     del argv
     cli.require(FLAGS, "checkpoint_dir", "eval_logdir")
     files.check_output_dir(FLAGS.eval_logdir, "eval_logdir")
-    cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
+    if not FLAGS.dry_run:
+        cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
     crop = cli.parse_size(FLAGS.eval_crop_size, "eval_crop_size")
     if FLAGS.eval_batch_size < 1:
         raise InputError("--eval_batch_size must be >= 1")
+    cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow loads
     import_tensorflow()  # after the flag checks; its start-up log filtered
+    settings = dict(checkpoint_dir=FLAGS.checkpoint_dir, eval_logdir=FLAGS.eval_logdir,
+                    eval_split=FLAGS.eval_split, eval_crop_size=crop,
+                    eval_batch_size=FLAGS.eval_batch_size, eval_scales=FLAGS.eval_scales,
+                    add_flipped_images=FLAGS.add_flipped_images, **cli.resize_options(FLAGS))
+    if FLAGS.dry_run:
+        return cli.reader_dry_run("deeplab_dpc.eval", FLAGS, FLAGS.checkpoint_dir, settings,
+                                  FLAGS.eval_split, crop, resize=cli.resize_options(FLAGS))
+    cli.run_model_config(FLAGS, FLAGS.checkpoint_dir)
     from deeplab_dpc.eval import evaluator
 
     for report, path in evaluator.evaluate_run(
@@ -46,10 +60,11 @@ def main(argv):
             batch_size=FLAGS.eval_batch_size, scales=FLAGS.eval_scales,
             add_flipped_images=FLAGS.add_flipped_images,
             interval_secs=FLAGS.eval_interval_secs,
-            max_evaluations=FLAGS.max_number_of_evaluations):
+            max_evaluations=FLAGS.max_number_of_evaluations,
+            resize=cli.resize_options(FLAGS)):
         print(evaluator.format_report(report))
         print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, flag_names={"backbone": "model_variant"})

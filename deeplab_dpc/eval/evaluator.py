@@ -34,11 +34,22 @@ def resolve_dataset(run_config, dataset=None, dataset_dir=None):
     return dataset_dir, datasets.get_dataset_info(dataset, dataset_dir)
 
 
-def split_dataset(dataset_dir, split, info, crop_size=None, batch_size=1):
-    """The split's examples in file order, unaugmented (padded to `crop_size` if given)."""
+RESIZE_FIELDS = ("min_resize_value", "max_resize_value", "resize_factor")
+
+
+def run_resize(run_config, **given):
+    """The resize-to-range settings to evaluate with: those `given` (not None), else
+    the run's training settings, as the reference's eval repeats its train flags."""
+    train = run_config.get("train", {})
+    return {k: given[k] if given.get(k) is not None else train.get(k) for k in RESIZE_FIELDS}
+
+
+def split_dataset(dataset_dir, split, info, crop_size=None, batch_size=1, resize=None):
+    """The split's examples in file order, unaugmented: resized to a range (`resize`,
+    `RESIZE_FIELDS`) and padded to `crop_size` if given."""
     return ip.build_dataset(os.path.join(dataset_dir, f"{split}-*"), is_training=False,
                             batch_size=batch_size, crop_size=crop_size,
-                            ignore_label=info.ignore_label, repeat=False)
+                            ignore_label=info.ignore_label, repeat=False, **(resize or {}))
 
 
 def check_classes(model, info, where):
@@ -133,15 +144,18 @@ def format_report(report):
 
 def evaluate_run(checkpoint_dir, eval_logdir, dataset=None, dataset_dir=None,
                  eval_split="val", crop_size=None, batch_size=1, scales=(1.0,),
-                 add_flipped_images=False, interval_secs=300, max_evaluations=0, log=None):
+                 add_flipped_images=False, interval_secs=300, max_evaluations=0, log=None,
+                 resize=None):
     """Evaluates a run's checkpoints (see `run_dir.follow_checkpoints` for which);
     yields (report, metrics.json path) per checkpoint. The model and, by default,
-    the dataset come from the run directory. Summaries go to `eval_logdir`, whose
+    the dataset (and the resize to a range, see `run_resize`) come from the run
+    directory. Summaries go to `eval_logdir`, whose
     events file is created only once the first evaluation succeeded."""
     log = log or (lambda line: print(line, flush=True))
     scales = check_scales(scales)
     run = run_dir.read_deeplab_config(checkpoint_dir)
     dataset_dir, info = resolve_dataset(run, dataset, dataset_dir)
+    resize = run_resize(run, **(resize or {}))
     writer = None
     prefixes = run_dir.follow_checkpoints(
         checkpoint_dir, interval_secs, max_evaluations,
@@ -151,7 +165,7 @@ def evaluate_run(checkpoint_dir, eval_logdir, dataset=None, dataset_dir=None,
         step = run_dir.checkpoint_step(prefix)
         log(f"evaluating {prefix} (step {step}) on {info.name} {eval_split}, scales "
             f"{list(scales)}{', flipped' if add_flipped_images else ''}")
-        data = split_dataset(dataset_dir, eval_split, info, crop_size, batch_size)
+        data = split_dataset(dataset_dir, eval_split, info, crop_size, batch_size, resize)
         matrix, count = confusion_over_split(
             model, data, info.num_classes, info.ignore_label, scales, add_flipped_images,
             eval_split, total=info.splits.get(eval_split))

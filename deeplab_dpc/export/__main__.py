@@ -16,6 +16,7 @@ semantic, probabilities).
 from absl import flags
 
 from deeplab_dpc import cli, files
+from deeplab_dpc.errors import InputError
 from deeplab_dpc.tf_import import import_tensorflow
 
 FLAGS = flags.FLAGS
@@ -25,17 +26,26 @@ flags.DEFINE_string("export_path", None, "SavedModel directory to write (a previ
 flags.DEFINE_multi_float("inference_scales", [1.0], "Input scales to average (repeat the flag).")
 flags.DEFINE_bool("add_flipped_images", False, "Also average left-right flipped inputs.")
 flags.DEFINE_bool("tflite", False, "Also write float and dynamic-range quantized TFLite models.")
-flags.DEFINE_list("crop_size", None, "TFLite input size as height,width.")
+flags.DEFINE_multi_string("crop_size", None, "TFLite input size as height,width (or the "
+                          "reference's --crop_size=H --crop_size=W).")
+flags.DEFINE_integer("num_classes", None, "Checked against the run's; unset: the run's.")
+cli.define_model_flags()  # checked against the run's network, as in eval
+for _name in ("min_resize_value", "max_resize_value", "resize_factor"):
+    cli.define_accepted(_name, None, "integer", "the SavedModel predicts each image at its "
+                        "own size: resize before sending it")
+cli.define_accepted("save_inference_graph", False, "bool", "the SavedModel holds the graph")
 
 
 def main(argv):
     del argv
     cli.require(FLAGS, "checkpoint_path", "export_path")
     files.check_output_dir(FLAGS.export_path, "export_path")
-    cli.existing_path(FLAGS.checkpoint_path, "checkpoint_path")
+    if not FLAGS.dry_run:
+        cli.existing_path(FLAGS.checkpoint_path, "checkpoint_path")
     crop = cli.parse_size(FLAGS.crop_size, "crop_size")
     if crop and not FLAGS.tflite:
-        print("note: --crop_size only sizes the TFLite model; the SavedModel takes any size")
+        cli.note("--crop_size only sizes the TFLite model; the SavedModel takes any size")
+    cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow loads
     import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc import run_dir
     from deeplab_dpc.export import saved_model, tflite
@@ -43,9 +53,19 @@ def main(argv):
     from deeplab_dpc.predict.serving import ServingModule
 
     scales = check_scales(FLAGS.inference_scales)
+    if FLAGS.dry_run:
+        settings = dict(checkpoint_path=FLAGS.checkpoint_path, export_path=FLAGS.export_path,
+                        inference_scales=list(scales), tflite=FLAGS.tflite, crop_size=crop)
+        return cli.reader_dry_run("deeplab_dpc.export", FLAGS, FLAGS.checkpoint_path,
+                                  settings, image_size=crop, num_classes=FLAGS.num_classes)
     saved_model.check_export_path(FLAGS.export_path)
+    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_path) or run_dir.read_deeplab_config(
+        FLAGS.checkpoint_path)
+    if FLAGS.num_classes is not None and FLAGS.num_classes != run["model"]["num_classes"]:
+        raise InputError(f"--num_classes={FLAGS.num_classes} does not match "
+                         f"{FLAGS.checkpoint_path}, which predicts "
+                         f"{run['model']['num_classes']} classes")
     if FLAGS.tflite:  # refused from the config alone, before any weights are read
-        run = run_dir.read_deeplab_config(FLAGS.checkpoint_path)
         tflite.check_tflite(run["model"], crop)
     model, info = run_dir.load_model(FLAGS.checkpoint_path)
     module = ServingModule(model, info, scales, FLAGS.add_flipped_images)
@@ -59,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, flag_names={"backbone": "model_variant"})

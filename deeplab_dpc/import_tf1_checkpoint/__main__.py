@@ -21,17 +21,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("tf1_checkpoint", None, "Reference checkpoint: prefix (model.ckpt) "
                     "or its folder.")
 flags.DEFINE_string("output_dir", None, "Run directory to write (new or empty).")
-flags.DEFINE_string("model_variant", "mobilenet_v2", "Backbone: mobilenet_v2, xception_41/65/71.")
-flags.DEFINE_float("depth_multiplier", 1.0, "MobileNet-v2 depth multiplier.")
-flags.DEFINE_integer("output_stride", 16, "Backbone output stride: 8, 16 or 32.")
-flags.DEFINE_string("dense_prediction_cell_json", None, "Cell JSON: the head is this DPC; "
-                    "unset: ASPP.")
-flags.DEFINE_multi_integer("atrous_rates", None, "ASPP atrous rates (repeat); unset = none.")
-flags.DEFINE_bool("aspp_with_separable_conv", True, "ASPP atrous branches separable.")
-flags.DEFINE_bool("add_image_level_feature", True, "ASPP image pooling branch.")
-flags.DEFINE_list("image_pooling_crop_size", None, "The reference's sliding-window pooling "
-                  "for this crop (height,width); unset = global (grid) pooling.")
-flags.DEFINE_integer("decoder_output_stride", None, "4 if the model has the decoder.")
+cli.define_model_flags()
 flags.DEFINE_integer("num_classes", None, "Classes; unset: the dataset's, else the logits'.")
 flags.DEFINE_string("dataset", None, "Dataset name (class names, colormap, ignore label).")
 flags.DEFINE_string("dataset_dir", None, "TFRecords whose dataset_info.json to use; eval "

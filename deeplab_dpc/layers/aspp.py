@@ -17,7 +17,7 @@ class ASPP(ops._HeadLayer):
     `concat_projection`, with dropout after the projection.
     """
 
-    def __init__(self, filters=256, atrous_rates=(6, 12, 18), separable=True,
+    def __init__(self, filters=256, atrous_rates=common.DEFAULT_ATROUS_RATES, separable=True,
                  image_pooling=True, image_pooling_crop_size=None, output_stride=16,
                  dropout_rate=0.1, **kwargs):
         super().__init__(**kwargs)

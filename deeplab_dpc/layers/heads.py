@@ -14,7 +14,8 @@ from deeplab_dpc.layers.dpc import DensePredictionCell
 HEAD_NAMES = {"dpc": "dense_prediction_cell", "aspp": "aspp"}
 
 
-def build_head(head="dpc", cell=None, atrous_rates=(6, 12, 18), aspp_with_separable_conv=True,
+def build_head(head="dpc", cell=None, atrous_rates=common.DEFAULT_ATROUS_RATES,
+               aspp_with_separable_conv=True,
                add_image_level_feature=True, image_pooling_crop_size=None, output_stride=16,
                filters=256, dropout_rate=0.1,
                batch_norm_decay=common.REFERENCE_BATCH_NORM_DECAY,

@@ -75,7 +75,8 @@ _TRAIN_FLAGS = (
 # DeepLab model fields -> train flags (the head and cell are the exported cell's).
 _MODEL_FLAGS = {"backbone": "model_variant", "output_stride": "output_stride",
                 "decoder_output_stride": "decoder_output_stride",
-                "depth_multiplier": "depth_multiplier", "head_filters": "head_filters",
+                "depth_multiplier": "depth_multiplier", "divisible_by": "divisible_by",
+                "multi_grid": "multi_grid", "head_filters": "head_filters",
                 "batch_norm_decay": "batch_norm_decay", "weight_decay": "weight_decay",
                 "image_pooling_crop_size": "image_pooling_crop_size"}
 
@@ -98,8 +99,11 @@ def training_flags(cache_settings, cell_path, train_logdir):
     model.setdefault("backbone", backbone["model_variant"])
     model.setdefault("depth_multiplier", backbone["depth_multiplier"])
     model.setdefault("output_stride", backbone["output_stride"])
+    model.setdefault("divisible_by", backbone.get("divisible_by"))
     for key, flag in _MODEL_FLAGS.items():
-        if model.get(key) is not None:
+        if key == "multi_grid" and model.get(key):  # a repeated flag, as the reference's
+            lines += [f"--multi_grid={rate}" for rate in model[key]]
+        elif model.get(key) is not None:
             lines.append(_flag(flag, model[key]))
     dataset = cache_settings["dataset"]
     train.setdefault("dataset", dataset["name"])

@@ -17,7 +17,9 @@ from deeplab_dpc.errors import InputError
 FLAGS = flags.FLAGS
 # Data.
 flags.DEFINE_string("train_logdir", None, "Run directory: checkpoints, summaries, config.")
-flags.DEFINE_string("dataset", "synthetic", "Dataset name (its dataset_info.json wins).")
+flags.DEFINE_string("dataset", None, "Dataset name (a dataset_info.json in --dataset_dir "
+                    "wins); unset: synthetic, or pascal_voc_seg (the reference's) with "
+                    "--dataset_dir.")
 flags.DEFINE_string("dataset_dir", None,
                     "Directory of TFRecords; unset with --dataset=synthetic: generated once.")
 flags.DEFINE_string("train_split", "train", "Split whose shards to train on.")
@@ -26,19 +28,9 @@ flags.DEFINE_integer("train_batch_size", 8, "Global batch per call (all replicas
 flags.DEFINE_float("min_scale_factor", 0.5, "Smallest random scale.")
 flags.DEFINE_float("max_scale_factor", 2.0, "Largest random scale.")
 flags.DEFINE_float("scale_factor_step_size", 0.25, "Scale step; 0 = any scale in range.")
+cli.define_resize_flags()
 # Model.
-flags.DEFINE_string("model_variant", "mobilenet_v2", "Backbone: mobilenet_v2, xception_41/65/71.")
-flags.DEFINE_enum("head", "dpc", ["dpc", "aspp"], "Head; dpc without a cell JSON = the "
-                  "published cell.")
-flags.DEFINE_string("dense_prediction_cell_json", None, "Cell JSON file (reference format).")
-flags.DEFINE_multi_integer("atrous_rates", None, "ASPP atrous rates (repeat); unset = none.")
-flags.DEFINE_integer("output_stride", 16, "Backbone output stride: 8, 16 or 32.")
-flags.DEFINE_integer("decoder_output_stride", None, "4 to add the decoder.")
-flags.DEFINE_float("depth_multiplier", 1.0, "MobileNet-v2 depth multiplier.")
-flags.DEFINE_bool("aspp_with_separable_conv", True, "ASPP atrous branches separable.")
-flags.DEFINE_bool("add_image_level_feature", True, "ASPP image pooling branch.")
-flags.DEFINE_list("image_pooling_crop_size", None, "Reference sliding-window pooling "
-                  "for this crop (height,width); unset = grid pooling.")
+cli.define_model_flags()
 flags.DEFINE_integer("head_filters", 256, "Channels of the head and decoder.")
 flags.DEFINE_string("backbone_weights", None, "Fresh runs: 'imagenet' or a .h5 file.")
 # Optimisation.
@@ -76,17 +68,34 @@ flags.DEFINE_bool("sync_batch_norm", False, "BN statistics over all replicas.")
 flags.DEFINE_integer("save_interval_steps", 1000, "Steps between checkpoints.")
 flags.DEFINE_integer("log_steps", 10, "Steps between log lines and scalar summaries.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
+cli.define_accepted("num_clones", 1, "integer", "one process drives every device: "
+                    "--distribution_strategy=mirrored --num_gpus=N")
+cli.define_accepted("save_interval_secs", 1200, "integer", "checkpoints every "
+                    "--save_interval_steps")
+cli.define_accepted("save_summaries_secs", 600, "integer", "summaries every --log_steps")
+cli.define_accepted("save_summaries_images", False, "bool", "image summaries are always "
+                    "written, every --save_interval_steps")
+cli.define_accepted("startup_delay_steps", 15, "integer", "workers start together "
+                    "(--distribution_strategy=multi_worker_mirrored)")
+cli.define_accepted("num_replicas", 1, "integer", "workers come from TF_CONFIG "
+                    "(--distribution_strategy=multi_worker_mirrored)")
+cli.define_accepted("num_ps_tasks", 0, "integer", "no parameter servers: all-reduce")
+cli.define_accepted("task", 0, "integer", "the worker's index comes from TF_CONFIG")
+cli.define_accepted("master", "", "string", "the cluster comes from TF_CONFIG or --tpu")
+cli.define_accepted("profile_logdir", None, "string", "see bench/ for profiles")
 
 def _model_options():
-    return dict(cli.model_options(FLAGS, FLAGS.head), head_filters=FLAGS.head_filters,
+    return dict(cli.model_options(FLAGS), head_filters=FLAGS.head_filters,
                 batch_norm_decay=FLAGS.batch_norm_decay, weight_decay=FLAGS.weight_decay)
 
 
 def _check_dataset_dir():
+    """--dataset_dir must exist (except in a dry run, which only looks for it)."""
     if FLAGS.dataset_dir:
-        if "://" not in FLAGS.dataset_dir and not os.path.isdir(FLAGS.dataset_dir):
+        if ("://" not in FLAGS.dataset_dir and not os.path.isdir(FLAGS.dataset_dir)
+                and not FLAGS.dry_run):
             raise InputError(f"--dataset_dir {FLAGS.dataset_dir}: no such directory")
-    elif FLAGS.dataset != "synthetic":
+    elif cli.default_dataset(FLAGS) != "synthetic":
         raise InputError(f"--dataset_dir is required for --dataset={FLAGS.dataset}")
 
 
@@ -95,13 +104,14 @@ def make_config(dataset_dir):
 
     files.check_output_dir(FLAGS.train_logdir, "train_logdir")
     return TrainConfig(
-        train_logdir=FLAGS.train_logdir, dataset_dir=dataset_dir, dataset=FLAGS.dataset,
+        train_logdir=FLAGS.train_logdir, dataset_dir=dataset_dir,
+        dataset=cli.default_dataset(FLAGS),
         train_split=FLAGS.train_split, model=_model_options(),
         backbone_weights=FLAGS.backbone_weights,
         train_crop_size=cli.parse_size(FLAGS.train_crop_size, "train_crop_size"),
         train_batch_size=FLAGS.train_batch_size, min_scale_factor=FLAGS.min_scale_factor,
         max_scale_factor=FLAGS.max_scale_factor,
-        scale_factor_step_size=FLAGS.scale_factor_step_size,
+        scale_factor_step_size=FLAGS.scale_factor_step_size, **cli.resize_options(FLAGS),
         base_learning_rate=FLAGS.base_learning_rate, learning_policy=FLAGS.learning_policy,
         learning_power=FLAGS.learning_power,
         learning_rate_decay_step=FLAGS.learning_rate_decay_step,
@@ -121,11 +131,40 @@ def make_config(dataset_dir):
         seed=FLAGS.seed)
 
 
+def dry_run(config):
+    """What this command line would train, on one batch where the data is there."""
+    import tensorflow as tf
+
+    from deeplab_dpc import dry_run as dry
+    from deeplab_dpc.data import datasets, synthetic
+    from deeplab_dpc.train import deeplab
+
+    dataset_dir = config.dataset_dir or synthetic.default_dataset_dir()
+    has_data = os.path.isdir(dataset_dir)
+    info = datasets.get_dataset_info(config.dataset, dataset_dir if has_data else None)
+    config = dataclasses.replace(config, dataset_dir=dataset_dir)
+    batch = None
+    if has_data and tf.io.gfile.glob(os.path.join(dataset_dir, f"{config.train_split}-*")):
+        batch = dry.batch_facts(deeplab.default_dataset_fn(config, info)(
+            tf.distribute.InputContext()))
+    model = deeplab.build_model(config, info.num_classes, None)
+    notes = [] if has_data else [f"the synthetic set would be generated in {dataset_dir}"
+                                 if config.dataset == "synthetic" else
+                                 f"--dataset_dir {dataset_dir} does not exist"]
+    answer = dry.report("deeplab_dpc.train", dict(config.to_dict(), dataset=info.name),
+                        dry.model_facts(model, config.train_crop_size), batch,
+                        data=dataset_dir, notes=notes)
+    print(dry.format_report(answer), flush=True)
+    return answer
+
+
 def main(argv):
     del argv
     config = make_config(FLAGS.dataset_dir)  # every flag checked before TensorFlow loads
     _check_dataset_dir()
     import_tensorflow()  # after the flag checks; its start-up log filtered
+    if FLAGS.dry_run:
+        return dry_run(config)
     from deeplab_dpc.train import deeplab, distribute
 
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.

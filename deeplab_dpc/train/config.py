@@ -30,6 +30,9 @@ class TrainConfig:
     min_scale_factor: float = 0.5
     max_scale_factor: float = 2.0
     scale_factor_step_size: float = 0.25
+    min_resize_value: int = None  # the reference's resize to a range, before the scale
+    max_resize_value: int = None
+    resize_factor: int = None
     base_learning_rate: float = 1e-4
     learning_policy: str = "poly"
     learning_power: float = 0.9
@@ -80,9 +83,11 @@ class TrainConfig:
                 "one value per image (such a run went from loss 0.06 to 1113 in 4 steps)",
                 param="train_crop_size")
         object.__setattr__(self, "model", dict(self.model))
-        InputConfig(crop, min_scale_factor=self.min_scale_factor,  # checks the scales
+        InputConfig(crop, min_scale_factor=self.min_scale_factor,  # checks scales, resize
                     max_scale_factor=self.max_scale_factor,
-                    scale_factor_step_size=self.scale_factor_step_size)
+                    scale_factor_step_size=self.scale_factor_step_size,
+                    min_resize_value=self.min_resize_value,
+                    max_resize_value=self.max_resize_value, resize_factor=self.resize_factor)
         if self.learning_policy not in LEARNING_POLICIES:
             raise InputError(f"learning_policy {self.learning_policy!r}: expected one of "
                              f"{', '.join(LEARNING_POLICIES)}", param="learning_policy")

@@ -38,8 +38,9 @@ def default_dataset_fn(config, dataset_info):
             pattern, is_training=True, batch_size=config.train_batch_size,
             crop_size=config.train_crop_size, ignore_label=dataset_info.ignore_label,
             min_scale_factor=config.min_scale_factor, max_scale_factor=config.max_scale_factor,
-            scale_factor_step_size=config.scale_factor_step_size, seed=config.seed,
-            input_context=input_context)
+            scale_factor_step_size=config.scale_factor_step_size,
+            min_resize_value=config.min_resize_value, max_resize_value=config.max_resize_value,
+            resize_factor=config.resize_factor, seed=config.seed, input_context=input_context)
 
     return dataset_fn
 

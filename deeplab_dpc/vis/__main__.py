@@ -29,14 +29,29 @@ flags.DEFINE_bool("also_save_raw_predictions", False, "Also write class-id PNGs.
 flags.DEFINE_integer("max_number_of_iterations", 0,
                      "Checkpoints to visualise; 0 = each new one until the run's last step.")
 flags.DEFINE_integer("eval_interval_secs", 300, "Seconds between looks for a new checkpoint.")
+cli.define_resize_flags()
+cli.define_model_flags()  # checked against the run's network, as in eval
+cli.define_accepted("vis_crop_size", None, "list", "each image is predicted at its own "
+                    "size (eval's --eval_crop_size pads to a fixed one)")
+cli.define_accepted("vis_batch_size", 1, "integer", "vis predicts one image at a time")
 
 
 def main(argv):
     del argv
     cli.require(FLAGS, "checkpoint_dir", "vis_logdir")
     files.check_output_dir(FLAGS.vis_logdir, "vis_logdir")
-    cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
+    if not FLAGS.dry_run:
+        cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
+    cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow loads
     import_tensorflow()  # after the flag checks; its start-up log filtered
+    if FLAGS.dry_run:
+        settings = dict(checkpoint_dir=FLAGS.checkpoint_dir, vis_logdir=FLAGS.vis_logdir,
+                        vis_split=FLAGS.vis_split, eval_scales=FLAGS.eval_scales,
+                        add_flipped_images=FLAGS.add_flipped_images,
+                        colormap_type=FLAGS.colormap_type, **cli.resize_options(FLAGS))
+        return cli.reader_dry_run("deeplab_dpc.vis", FLAGS, FLAGS.checkpoint_dir, settings,
+                                  FLAGS.vis_split, resize=cli.resize_options(FLAGS))
+    cli.run_model_config(FLAGS, FLAGS.checkpoint_dir)
     from deeplab_dpc.vis import visualizer
 
     for _ in visualizer.visualize_run(
@@ -45,9 +60,9 @@ def main(argv):
             add_flipped_images=FLAGS.add_flipped_images, colormap_type=FLAGS.colormap_type,
             also_save_raw_predictions=FLAGS.also_save_raw_predictions,
             interval_secs=FLAGS.eval_interval_secs,
-            max_iterations=FLAGS.max_number_of_iterations):
+            max_iterations=FLAGS.max_number_of_iterations, resize=cli.resize_options(FLAGS)):
         pass
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, flag_names={"backbone": "model_variant"})

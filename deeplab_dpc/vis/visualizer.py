@@ -16,7 +16,7 @@ RESULTS, RAW_RESULTS = "segmentation_results", "raw_segmentation_results"
 def visualize_run(checkpoint_dir, vis_logdir, dataset=None, dataset_dir=None, vis_split="val",
                   scales=(1.0,), add_flipped_images=False, colormap_type=None,
                   also_save_raw_predictions=False, interval_secs=300, max_iterations=0,
-                  log=None):
+                  log=None, resize=None):
     """Writes `vis_logdir/segmentation_results/{i:06d}_{image,prediction,overlay}.png`
     (and class-id PNGs named after the images under `raw_segmentation_results/`) for
     each checkpoint `run_dir.follow_checkpoints` yields; yields (prefix, images)."""
@@ -24,6 +24,7 @@ def visualize_run(checkpoint_dir, vis_logdir, dataset=None, dataset_dir=None, vi
     scales = check_scales(scales)
     run = run_dir.read_deeplab_config(checkpoint_dir)
     dataset_dir, info = evaluator.resolve_dataset(run, dataset, dataset_dir)
+    resize = evaluator.run_resize(run, **(resize or {}))
     cmap = render.colormap(colormap_type, info)
     results = os.path.join(vis_logdir, RESULTS)
     raw_results = os.path.join(vis_logdir, RAW_RESULTS)
@@ -38,7 +39,8 @@ def visualize_run(checkpoint_dir, vis_logdir, dataset=None, dataset_dir=None, vi
         log(f"visualising {prefix} on {info.name} {vis_split}")
         count = 0
         with Progress(info.splits.get(vis_split), vis_split) as bar:
-            for i, example in enumerate(evaluator.split_dataset(dataset_dir, vis_split, info)):
+            for i, example in enumerate(evaluator.split_dataset(dataset_dir, vis_split, info,
+                                                                    resize=resize)):
                 labels = predict(example[ip.IMAGE])[0].numpy()
                 image = example[ip.IMAGE][0].numpy().astype("uint8")
                 colored = render.colorize(labels, cmap)
