@@ -272,7 +272,7 @@ def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_
     import tensorflow as tf
 
     from deeplab_dpc import dry_run
-    from deeplab_dpc.data import datasets
+    from deeplab_dpc.data import datasets, synthetic  # noqa: F401 (registers "synthetic")
     from deeplab_dpc.eval import evaluator
     from deeplab_dpc.model import DeepLab
 

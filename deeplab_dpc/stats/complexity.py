@@ -26,8 +26,9 @@ def _conv_layers(model):
             if isinstance(l, CONV_TYPES)]
 
 
-def conv_costs(model, input_shape):
-    """One ConvCost per conv layer of `model` called on a tensor of `input_shape`."""
+def _traced_costs(model, input_shape):
+    """[(layer, ConvCost)] for every conv layer of `model` on the path from an input
+    of `input_shape`, from one trace."""
     shapes = {}
     layers = _conv_layers(model)
     for layer in layers:
@@ -53,8 +54,14 @@ def conv_costs(model, input_shape):
         params = int(np.prod(kernel.shape))
         batch_positions = int(np.prod(shapes[id(layer)][:-1]))
         # Conv2D: kh*kw*cin*cout per position; depthwise: kh*kw*cin*mult.
-        costs.append(ConvCost(kernel.path.rsplit("/", 1)[0], params, batch_positions * params))
+        costs.append((layer, ConvCost(kernel.path.rsplit("/", 1)[0], params,
+                                      batch_positions * params)))
     return costs
+
+
+def conv_costs(model, input_shape):
+    """One ConvCost per conv layer of `model` called on a tensor of `input_shape`."""
+    return [cost for _, cost in _traced_costs(model, input_shape)]
 
 
 def count_params(weights):
@@ -104,19 +111,22 @@ def model_complexity(model, image_size):
     """Costs of a `DeepLab` model on one image of `image_size` (H, W)."""
     shape = (1, *image_size, 3)
     backbone = model.backbone
-    features = tf.function(lambda x: backbone(x)["features"]).get_concrete_function(
-        tf.TensorSpec(shape, tf.float32)).output_shapes
-    backbone_costs = conv_costs(backbone, shape)
-    all_costs = conv_costs(model, shape)
+    # One trace of the whole model (a dry run of Xception-71 costs seconds per trace);
+    # the backbone's share is its own conv layers.
+    costs = _traced_costs(model, shape)
+    in_backbone = {id(layer) for layer in _conv_layers(backbone)}
+    stride = model.output_stride
+    features = (1, (image_size[0] - 1) // stride + 1, (image_size[1] - 1) // stride + 1,
+                int(backbone.output["features"].shape[-1]))
     head = model.head_layer
     return ModelComplexity(
         image_size=tuple(image_size),
-        feature_shape=tuple(features),
+        feature_shape=features,
         backbone_params=count_params(backbone.trainable_weights),
-        backbone_macs=sum(c.macs for c in backbone_costs),
+        backbone_macs=sum(c.macs for layer, c in costs if id(layer) in in_backbone),
         total_params=count_params(model.trainable_weights),
-        total_macs=sum(c.macs for c in all_costs),
-        head=head_complexity(type(head).from_config(head.get_config()), tuple(features)))
+        total_macs=sum(c.macs for _, c in costs),
+        head=head_complexity(type(head).from_config(head.get_config()), features))
 
 
 @dataclasses.dataclass(frozen=True)
