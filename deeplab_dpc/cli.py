@@ -227,7 +227,7 @@ def check_model_flags(flag_values, run_model, run_path):
     cell): model flags given on the command line, as the reference's command lines
     give them, must describe that network. One that differs is refused in one line;
     ASPP's flags beside a DPC run are ignored with a note."""
-    given = [name for name in _RUN_FIELDS if flag_values[name].present]
+    given = [name for name in _RUN_FIELDS if name in flag_values and flag_values[name].present]
     if not given:
         return
     options = model_options(flag_values)
@@ -285,6 +285,8 @@ def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_
         "dataset") or (config["dataset"]["name"] if config else default_dataset(flag_values))
     has_data = bool(dataset_dir) and tf.io.gfile.isdir(dataset_dir)
     info = datasets.get_dataset_info(dataset, dataset_dir if has_data else None)
+    if config is None and "model_variant" not in flag_values:
+        raise InputError(f"{checkpoint}: no training run there")
     if config is None:
         notes.append(f"no run at {checkpoint} yet: the model is the one the flags describe")
         model = DeepLab(num_classes or info.num_classes, **model_options(flag_values))
@@ -304,3 +306,17 @@ def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_
                             data=dataset_dir, notes=notes)
     print(dry_run.format_report(answer), flush=True)
     return answer
+
+
+def settings_dry_run(binary, settings, notes=()):
+    """The dry run of a binary whose work has no one model (search, rerank, analyze):
+    its resolved settings and what it would read."""
+    from deeplab_dpc import dry_run
+
+    answer = dry_run.report(binary, settings, notes=notes)
+    print(dry_run.format_report(answer), flush=True)
+    return answer
+
+
+def exists_note(path, flag):
+    return None if not path or os.path.exists(path) else f"--{flag} {path} does not exist yet"

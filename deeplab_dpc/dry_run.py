@@ -20,6 +20,8 @@ def model_facts(model, image_size=None):
     return {"config": model.get_config(), "image_size": list(image_size),
             "feature_shape": list(cost.feature_shape[1:]),
             "parameters": cost.total_params, "multiply_adds": cost.total_macs,
+            "backbone_parameters": cost.backbone_params,
+            "backbone_multiply_adds": cost.backbone_macs,
             "head_parameters": cost.head.trainable_params,
             "head_multiply_adds": cost.head.branch_macs + cost.head.projection_macs}
 

@@ -35,6 +35,12 @@ def main(argv):
         except ImportError:
             raise InputError("--plots needs matplotlib: pip install -e '.[plots]' (or pass "
                              "--noplots)") from None
+    if FLAGS.dry_run:
+        note = cli.exists_note(FLAGS.study, "study")
+        return cli.settings_dry_run("deeplab_dpc.analyze", dict(
+            study=FLAGS.study, output_dir=FLAGS.output_dir, schedule=FLAGS.schedule,
+            bootstrap_samples=FLAGS.bootstrap_samples, seed=FLAGS.seed, plots=FLAGS.plots),
+            [note] if note else [])
     import_tensorflow()
     from deeplab_dpc.analyze import analysis
     from deeplab_dpc.search.study import Study

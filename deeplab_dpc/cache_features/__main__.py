@@ -47,6 +47,29 @@ def _default_scale(run_config, dataset):
     return 0.5 if dataset == "synthetic" else 1.0
 
 
+def _dry_run(request):
+    """The backbone that would be cached (built, not restored; no weights fetched)."""
+    import dataclasses
+
+    from deeplab_dpc import dry_run, run_dir
+    from deeplab_dpc.model import DeepLab
+
+    if FLAGS.checkpoint_dir:
+        model = DeepLab.from_config(run_dir.read_deeplab_config(FLAGS.checkpoint_dir)["model"])
+    else:
+        model = DeepLab(1, backbone=FLAGS.model_variant, depth_multiplier=FLAGS.depth_multiplier,
+                        output_stride=FLAGS.output_stride, divisible_by=FLAGS.divisible_by)
+    answer = dry_run.report(
+        "deeplab_dpc.cache_features",
+        dict(dataclasses.asdict(request), checkpoint_dir=FLAGS.checkpoint_dir,
+             model_variant=model.backbone_name, backbone_weights=FLAGS.backbone_weights,
+             dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir),
+        dry_run.model_facts(model), notes=["the backbone's figures are the cache's cost; "
+                                           "the head shown is only a placeholder"])
+    print(dry_run.format_report(answer), flush=True)
+    return answer
+
+
 def main(argv):
     del argv
     from deeplab_dpc.cache_features.writer import CacheRequest
@@ -64,6 +87,8 @@ def main(argv):
     # `is None`, not `or`: --image_scale=0 is refused, not taken for unset.
     request(1.0 if FLAGS.image_scale is None else FLAGS.image_scale)  # before TF loads
     import_tensorflow()
+    if FLAGS.dry_run:
+        return _dry_run(request(FLAGS.image_scale or 1.0))
     from deeplab_dpc.cache_features import backbone
     from deeplab_dpc.cache_features.writer import write_cache
     from deeplab_dpc.eval.evaluator import resolve_dataset

@@ -28,13 +28,47 @@ flags.DEFINE_string("dataset_dir", None, "TFRecords whose dataset_info.json to u
                     "reads them by default.")
 
 
+def _dry_run(options):
+    """The network the flags describe, with the class count of the checkpoint where it
+    is there (else of --num_classes or --dataset); nothing read into it."""
+    from deeplab_dpc import dry_run
+    from deeplab_dpc.data import datasets
+    from deeplab_dpc.import_tf1_checkpoint import converter
+    from deeplab_dpc.model import DeepLab
+
+    notes, classes = [], FLAGS.num_classes
+    if classes is None and (FLAGS.dataset or FLAGS.dataset_dir):
+        classes = datasets.get_dataset_info(FLAGS.dataset, FLAGS.dataset_dir).num_classes
+    import os
+
+    if os.path.exists(FLAGS.tf1_checkpoint) or os.path.exists(FLAGS.tf1_checkpoint + ".index"):
+        _, reader = converter.open_tf1_checkpoint(FLAGS.tf1_checkpoint)  # a TF2 one: refused
+        classes = classes or converter.num_classes(reader)
+    else:
+        notes.append(f"--tf1_checkpoint {FLAGS.tf1_checkpoint} is not there: nothing checked "
+                     "against it")
+    if classes is None:
+        classes = datasets.REGISTRY[cli.REFERENCE_DATASET].num_classes
+        notes.append(f"no class count given: {classes}, the reference's default dataset's")
+    answer = dry_run.report(
+        "deeplab_dpc.import_tf1_checkpoint",
+        dict(tf1_checkpoint=FLAGS.tf1_checkpoint, output_dir=FLAGS.output_dir,
+             dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir),
+        dry_run.model_facts(DeepLab(classes, **options)), notes=notes)
+    print(dry_run.format_report(answer), flush=True)
+    return answer
+
+
 def main(argv):
     del argv
     cli.require(FLAGS, "tf1_checkpoint", "output_dir")
     files.check_output_dir(FLAGS.output_dir, "output_dir")
-    cli.existing_path(FLAGS.tf1_checkpoint, "tf1_checkpoint")
+    if not FLAGS.dry_run:
+        cli.existing_path(FLAGS.tf1_checkpoint, "tf1_checkpoint")
     options = cli.model_options(FLAGS)
     import_tensorflow()  # after the flag checks; its start-up log filtered
+    if FLAGS.dry_run:
+        return _dry_run(options)
     from deeplab_dpc.import_tf1_checkpoint import run_directory
 
     report = run_directory.import_checkpoint(

@@ -28,15 +28,47 @@ flags.DEFINE_bool("add_flipped_images", False,
                   "With --checkpoint_dir: also average left-right flipped inputs.")
 
 
+def _dry_run(tf):
+    """The model that would segment the images (from the run, or the SavedModel's
+    config), costed at the first image's size."""
+    import json
+
+    from deeplab_dpc import dry_run
+    from deeplab_dpc.data import images
+
+    paths = sorted(tf.io.gfile.glob(FLAGS.image_glob))
+    size = images.read_image(paths[0]).shape[:2] if paths else None
+    settings = dict(image_glob=FLAGS.image_glob, images=len(paths), output_dir=FLAGS.output_dir,
+                    inference_scales=FLAGS.inference_scales,
+                    add_flipped_images=FLAGS.add_flipped_images)
+    if FLAGS.checkpoint_dir:
+        return cli.reader_dry_run("deeplab_dpc.predict", FLAGS, FLAGS.checkpoint_dir,
+                                  dict(settings, checkpoint_dir=FLAGS.checkpoint_dir),
+                                  image_size=size)
+    from deeplab_dpc.model import DeepLab
+
+    loaded = tf.saved_model.load(FLAGS.saved_model_dir)
+    model = DeepLab.from_config(json.loads(loaded.model_config_json.numpy()))
+    answer = dry_run.report("deeplab_dpc.predict",
+                            dict(settings, saved_model_dir=FLAGS.saved_model_dir),
+                            dry_run.model_facts(model, size),
+                            notes=[] if paths else [f"--image_glob {FLAGS.image_glob} "
+                                                    "matches no file yet"])
+    print(dry_run.format_report(answer), flush=True)
+    return answer
+
+
 def main(argv):
     del argv
     cli.require(FLAGS, "image_glob", "output_dir")
     files.check_output_dir(FLAGS.output_dir, "output_dir")
     if bool(FLAGS.checkpoint_dir) == bool(FLAGS.saved_model_dir):
         raise InputError("give exactly one of --checkpoint_dir and --saved_model_dir")
-    if FLAGS.checkpoint_dir:
+    if FLAGS.checkpoint_dir and not FLAGS.dry_run:
         cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
     tf = import_tensorflow()
+    if FLAGS.dry_run:
+        return _dry_run(tf)
 
     from deeplab_dpc.data import images
     from deeplab_dpc.predict.serving import Segmenter

@@ -40,6 +40,13 @@ def main(argv):
         FLAGS.study, FLAGS.top_k, FLAGS.spread_k, tuple(FLAGS.extra_cells), FLAGS.num_seeds,
         FLAGS.train_flagfile, FLAGS.rerank_dir, FLAGS.noise_floor_seeds,
         FLAGS.feature_cache_dir)
+    if FLAGS.dry_run:
+        import dataclasses
+
+        notes = [cli.exists_note(FLAGS.study, "study"),
+                 cli.exists_note(FLAGS.train_flagfile, "train_flagfile")]
+        return cli.settings_dry_run("deeplab_dpc.rerank", dataclasses.asdict(config),
+                                    [n for n in notes if n])
     import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc.rerank import driver
 

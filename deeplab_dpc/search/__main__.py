@@ -122,10 +122,22 @@ def main(argv):
     if FLAGS.report or FLAGS.export_top:
         if FLAGS.report and FLAGS.export_top:
             raise InputError("--report and --export_top: give one")
+        if FLAGS.dry_run:
+            note = cli.exists_note(FLAGS.study, "study")
+            return cli.settings_dry_run("deeplab_dpc.search", dict(
+                study=FLAGS.study, report=FLAGS.report, export_top=FLAGS.export_top,
+                output_dir=FLAGS.output_dir), [note] if note else [])
         import_tensorflow()
         return _inspect()
     cli.require(FLAGS, "feature_cache_dir")
     config = _config()  # every flag checked before TensorFlow loads
+    if FLAGS.dry_run:
+        import dataclasses
+
+        notes = [cli.exists_note(FLAGS.study, "study"),
+                 cli.exists_note(FLAGS.feature_cache_dir, "feature_cache_dir")]
+        return cli.settings_dry_run("deeplab_dpc.search", dict(
+            dataclasses.asdict(config), backend=FLAGS.backend), [n for n in notes if n])
     import_tensorflow()
     if FLAGS.backend == "ray":
         from deeplab_dpc.search import ray_backend

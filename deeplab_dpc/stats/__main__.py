@@ -30,6 +30,13 @@ def main(argv):
     from deeplab_dpc.model import DeepLab
 
     model = DeepLab(FLAGS.num_classes, **options)
+    if FLAGS.dry_run:  # stats writes nothing anyway: the dry run adds the settings
+        from deeplab_dpc import dry_run
+
+        answer = dry_run.report("deeplab_dpc.stats", dict(crop_size=image_size),
+                                dry_run.model_facts(model, image_size))
+        print(dry_run.format_report(answer), flush=True)
+        return answer
     print(report.format_model(complexity.model_complexity(model, image_size), FLAGS.head_only))
 
 
