@@ -14,6 +14,15 @@ import functools
 __version__ = "0.1.0"
 
 
+def build_model(preset=None, **kwargs):
+    """A `DeepLab` from a named preset (`python -m deeplab_dpc.stats --list_presets`),
+    with `kwargs` for the rest; a kwarg that contradicts the preset is refused.
+    Without a preset, `DeepLab(**kwargs)`."""
+    from deeplab_dpc import presets
+    from deeplab_dpc.model import DeepLab
+
+    return DeepLab(**(presets.apply_preset(preset, kwargs) if preset else kwargs))
+
 
 @functools.lru_cache(maxsize=None)
 def code_version():

@@ -146,6 +146,8 @@ def define_model_flags():
     """The reference's model flags, with its defaults, for every binary that builds or
     reads a DeepLab model: one definition, so `--atrous_rates` means the same
     everywhere (unset = none: ASPP's 1x1 and image pooling only)."""
+    flags.DEFINE_string("model_preset", None, "A named network (stats --list_presets); "
+                        "model flags that contradict it are refused.")
     flags.DEFINE_string("model_variant", "mobilenet_v2",
                         "Backbone: mobilenet_v2, xception_41, xception_65 or xception_71.")
     flags.DEFINE_enum("head", None, ["dpc", "aspp"], "Unset: the reference's rule, the "
@@ -196,7 +198,7 @@ def model_options(flag_values):
                                 expected="three positive integers (repeat the flag)")
     if flag_values.divisible_by is not None and flag_values.divisible_by < 1:
         raise InputError(f"--divisible_by must be >= 1, got {flag_values.divisible_by}")
-    return dict(
+    options = dict(
         backbone=flag_values.model_variant, head=head or ("dpc" if cell else "aspp"),
         cell=cell, atrous_rates=rates,
         aspp_with_separable_conv=flag_values.aspp_with_separable_conv,
@@ -207,6 +209,39 @@ def model_options(flag_values):
         decoder_output_stride=flag_values.decoder_output_stride,
         depth_multiplier=flag_values.depth_multiplier,
         divisible_by=flag_values.divisible_by, multi_grid=multi_grid)
+    if flag_values.model_preset:
+        options = _with_preset(flag_values, options)
+    return options
+
+
+def _with_preset(flag_values, options):
+    """`options` with the preset's network; a model flag given that contradicts it is
+    refused, naming both flags."""
+    from deeplab_dpc import presets
+
+    name = flag_values.model_preset
+    preset = presets.get_preset(name).model
+    for flag, field in _RUN_FIELDS.items():
+        if not flag_values[flag].present or field not in preset:
+            continue
+        ours = options["cell"] if field == "cell" else options[field]
+        if flag == "head" and options["head"] == preset["head"]:
+            continue
+        if presets.normalized(field, ours) != presets.normalized(field, preset[field]):
+            shown = "its cell" if field == "cell" else json.dumps(
+                presets.normalized(field, preset[field]))
+            raise InputError(f"--{flag} contradicts --model_preset={name}, which sets "
+                             f"{field} = {shown}; drop one of them")
+    return dict(options, **{k: v for k, v in preset.items() if k != "num_classes"})
+
+
+def preset_num_classes(flag_values):
+    """The class count of --model_preset, or None."""
+    if "model_preset" not in flag_values or not flag_values.model_preset:
+        return None
+    from deeplab_dpc import presets
+
+    return presets.get_preset(flag_values.model_preset).model["num_classes"]
 
 
 # Model flag -> DeepLab config field, for checking a command line against a run.
@@ -320,3 +355,23 @@ def settings_dry_run(binary, settings, notes=()):
 
 def exists_note(path, flag):
     return None if not path or os.path.exists(path) else f"--{flag} {path} does not exist yet"
+
+
+def resolved_num_classes(flag_values):
+    """--num_classes, else --model_preset's (None when neither says); the two
+    disagreeing are refused."""
+    preset = preset_num_classes(flag_values)
+    given = flag_values.num_classes if flag_values["num_classes"].present else None
+    if preset is not None and given is not None and given != preset:
+        raise InputError(f"--num_classes={given} contradicts --model_preset="
+                         f"{flag_values.model_preset}, which has {preset} classes")
+    return preset if preset is not None else flag_values.num_classes
+
+
+def check_preset_classes(flag_values, dataset_info):
+    """Training takes its class count from the dataset: a preset made for another
+    count is refused."""
+    preset = preset_num_classes(flag_values)
+    if preset is not None and preset != dataset_info.num_classes:
+        raise InputError(f"--model_preset={flag_values.model_preset} predicts {preset} classes "
+                         f"but dataset {dataset_info.name!r} has {dataset_info.num_classes}")

@@ -18,6 +18,8 @@ flags.DEFINE_string("feature_cache_dir", None, "Folder to write the cache into."
 flags.DEFINE_string("checkpoint_dir", None, "A DeepLab run directory (or checkpoint prefix) "
                     "whose backbone to run; its run config gives the dataset.")
 flags.DEFINE_string("model_variant", None, "Without --checkpoint_dir: the backbone to build.")
+flags.DEFINE_string("model_preset", None, "Instead of --model_variant: the backbone of "
+                    "this preset (stats --list_presets).")
 flags.DEFINE_float("depth_multiplier", 1.0, "With --model_variant: MobileNet-v2 depth.")
 flags.DEFINE_integer("output_stride", 16, "With --model_variant: backbone output stride.")
 flags.DEFINE_integer("divisible_by", None, "With --model_variant: MobileNet-v2 channel "
@@ -57,8 +59,9 @@ def _dry_run(request):
     if FLAGS.checkpoint_dir:
         model = DeepLab.from_config(run_dir.read_deeplab_config(FLAGS.checkpoint_dir)["model"])
     else:
-        model = DeepLab(1, backbone=FLAGS.model_variant, depth_multiplier=FLAGS.depth_multiplier,
-                        output_stride=FLAGS.output_stride, divisible_by=FLAGS.divisible_by)
+        variant, depth_multiplier, output_stride = _bare_backbone()
+        model = DeepLab(1, backbone=variant, depth_multiplier=depth_multiplier,
+                        output_stride=output_stride, divisible_by=FLAGS.divisible_by)
     answer = dry_run.report(
         "deeplab_dpc.cache_features",
         dict(dataclasses.asdict(request), checkpoint_dir=FLAGS.checkpoint_dir,
@@ -70,14 +73,33 @@ def _dry_run(request):
     return answer
 
 
+def _bare_backbone():
+    """(model_variant, depth_multiplier, output_stride) of --model_variant or of
+    --model_preset; a flag that contradicts the preset is refused."""
+    if not FLAGS.model_preset:
+        return FLAGS.model_variant, FLAGS.depth_multiplier, FLAGS.output_stride
+    from deeplab_dpc import presets
+
+    preset = presets.get_preset(FLAGS.model_preset).model
+    chosen = []
+    for flag, field in (("model_variant", "backbone"), ("depth_multiplier", "depth_multiplier"),
+                        ("output_stride", "output_stride")):
+        if FLAGS[flag].present and FLAGS[flag].value != preset[field]:
+            raise InputError(f"--{flag} contradicts --model_preset={FLAGS.model_preset}, "
+                             f"which sets {field} = {preset[field]}; drop one of them")
+        chosen.append(preset[field])
+    return tuple(chosen)
+
+
 def main(argv):
     del argv
     from deeplab_dpc.cache_features.writer import CacheRequest
 
     cli.require(FLAGS, "feature_cache_dir")
-    if bool(FLAGS.checkpoint_dir) == bool(FLAGS.model_variant):
+    variant, depth_multiplier, output_stride = _bare_backbone()
+    if bool(FLAGS.checkpoint_dir) == bool(variant):
         raise InputError("give one of --checkpoint_dir (a training run) or --model_variant "
-                         "(a bare backbone)")
+                         "(a bare backbone; or --model_preset)")
     if FLAGS.checkpoint_dir:
         cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
     request = lambda scale: CacheRequest(  # noqa: E731
@@ -98,9 +120,8 @@ def main(argv):
         extractor, settings, run_config = backbone.from_run(FLAGS.checkpoint_dir)
         settings["train"] = run_config.get("train", {})
     else:
-        extractor, settings = backbone.bare(FLAGS.model_variant, FLAGS.depth_multiplier,
-                                            FLAGS.output_stride, FLAGS.backbone_weights,
-                                            FLAGS.divisible_by)
+        extractor, settings = backbone.bare(variant, depth_multiplier, output_stride,
+                                            FLAGS.backbone_weights, FLAGS.divisible_by)
     dataset = FLAGS.dataset or ((run_config or {}).get("train", {}).get("dataset")) or "synthetic"
     dataset_dir = FLAGS.dataset_dir or ((run_config or {}).get("train", {}).get("dataset_dir"))
     if not dataset_dir and dataset == "synthetic":

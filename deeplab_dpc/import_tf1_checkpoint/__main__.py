@@ -36,7 +36,7 @@ def _dry_run(options):
     from deeplab_dpc.import_tf1_checkpoint import converter
     from deeplab_dpc.model import DeepLab
 
-    notes, classes = [], FLAGS.num_classes
+    notes, classes = [], cli.resolved_num_classes(FLAGS)
     if classes is None and (FLAGS.dataset or FLAGS.dataset_dir):
         classes = datasets.get_dataset_info(FLAGS.dataset, FLAGS.dataset_dir).num_classes
     import os
@@ -72,7 +72,8 @@ def main(argv):
     from deeplab_dpc.import_tf1_checkpoint import run_directory
 
     report = run_directory.import_checkpoint(
-        FLAGS.tf1_checkpoint, options, FLAGS.output_dir, num_classes=FLAGS.num_classes,
+        FLAGS.tf1_checkpoint, options, FLAGS.output_dir,
+        num_classes=cli.resolved_num_classes(FLAGS),
         dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir)
     print(report.summary())
     print(f"wrote {FLAGS.output_dir} (report: tf1_import.json)", flush=True)

@@ -15,6 +15,8 @@ cli.define_model_flags()
 flags.DEFINE_integer("num_classes", 19, "Number of classes of the logits layer.")
 flags.DEFINE_list("crop_size", ["1025", "2049"], "Input size as height,width in pixels.")
 flags.DEFINE_bool("head_only", False, "Report the head alone.")
+flags.DEFINE_bool("list_presets", False, "List the --model_preset names with their "
+                  "parameters and multiply-adds at --crop_size.")
 
 
 def main(argv):
@@ -27,9 +29,12 @@ def main(argv):
     if FLAGS.paper_table1:
         print(report.format_paper_table1(complexity.paper_table1_rows()))
         return
+    if FLAGS.list_presets:
+        print(report.format_presets(complexity.preset_rows(image_size)))
+        return
     from deeplab_dpc.model import DeepLab
 
-    model = DeepLab(FLAGS.num_classes, **options)
+    model = DeepLab(cli.resolved_num_classes(FLAGS), **options)
     if FLAGS.dry_run:  # stats writes nothing anyway: the dry run adds the settings
         from deeplab_dpc import dry_run
 

@@ -173,3 +173,17 @@ def paper_table1_rows(image_size=(1025, 2049), output_stride=16):
         rows.append(PaperRow(backbone, head, params, madds, miou,
                              head_complexity(layer, shapes[backbone])))
     return rows
+
+
+def preset_rows(image_size=(1025, 2049), names=None):
+    """[(name, Preset, ModelComplexity)] of the model presets (all, or `names`)."""
+    from deeplab_dpc import presets
+    from deeplab_dpc.model import DeepLab
+
+    rows = []
+    for name in names or presets.PRESETS:
+        preset = presets.get_preset(name)
+        model = DeepLab(**preset.model)
+        rows.append((name, preset, model_complexity(model, image_size)))
+        keras.backend.clear_session()
+    return rows

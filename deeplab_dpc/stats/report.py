@@ -61,3 +61,18 @@ def format_model(c, head_only=False):
         f"MAdds {_b(h.branch_macs)} (the paper's convention: branches only)",
     ]
     return "\n".join(lines)
+
+
+def format_presets(rows):
+    """The model presets, with their whole-model and head costs."""
+    size = rows[0][2].image_size if rows else ("?", "?")
+    lines = [f"Model presets (--model_preset, deeplab_dpc.build_model(preset=...)); "
+             f"costs at {size[0]}x{size[1]}",
+             f"{'preset':<40}{'classes':>8}{'params':>10}{'MAdds':>10}{'head params':>13}"
+             f"{'head MAdds':>12}"]
+    for name, preset, c in rows:
+        lines.append(f"{name:<40}{preset.model['num_classes']:>8}{_m(c.total_params):>10}"
+                     f"{_b(c.total_macs):>10}{_m(c.head.trainable_params):>13}"
+                     f"{_b(c.head.branch_macs + c.head.projection_macs):>12}")
+        lines.append(f"  {preset.description}")
+    return "\n".join(lines)

@@ -142,6 +142,7 @@ def dry_run(config):
     dataset_dir = config.dataset_dir or synthetic.default_dataset_dir()
     has_data = os.path.isdir(dataset_dir)
     info = datasets.get_dataset_info(config.dataset, dataset_dir if has_data else None)
+    cli.check_preset_classes(FLAGS, info)
     config = dataclasses.replace(config, dataset_dir=dataset_dir)
     batch = None
     if has_data and tf.io.gfile.glob(os.path.join(dataset_dir, f"{config.train_split}-*")):
@@ -174,6 +175,9 @@ def main(argv):
 
         config = dataclasses.replace(
             config, dataset_dir=synthetic.ensure_dataset(synthetic.default_dataset_dir()))
+    from deeplab_dpc.data import datasets
+
+    cli.check_preset_classes(FLAGS, datasets.get_dataset_info(config.dataset, config.dataset_dir))
     deeplab.train_deeplab(config, strategy)
 
 
