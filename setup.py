@@ -33,9 +33,10 @@ setuptools.setup(
         "ray": ["ray[tune]>=2.9"],
         # `python -m deeplab_dpc.analyze`'s figures.
         "plots": ["matplotlib"],
-        # The tests run the Ray backend too, on a local instance, and draw the figures.
+        # The tests run the Ray backend too, on a local instance, draw the figures and
+        # execute the notebooks.
         "test": ["pytest", "pytest-xdist", "hypothesis", "scipy", "matplotlib",
-                 "ray[tune]>=2.9"],
+                 "ray[tune]>=2.9", "nbclient", "nbformat", "ipykernel"],
     },
     license="Apache-2.0",
 )

@@ -32,10 +32,8 @@ def cell_graph(cell):
 def draw(graph, title=None):
     """The graph as a matplotlib figure: nodes by depth from top to bottom, arrows for
     edges."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure: no backend switch, so a notebook's inline display still works.
+    from matplotlib.figure import Figure
 
     levels = {}
     for node in graph["nodes"]:
@@ -45,7 +43,8 @@ def draw(graph, title=None):
     for depth, level in levels.items():
         for i, node in enumerate(level):
             position[node["id"]] = ((i + 0.5) * width / len(level), -depth)
-    fig, ax = plt.subplots(figsize=(2.6 * width + 1, 1.3 * len(levels) + 1))
+    fig = Figure(figsize=(2.6 * width + 1, 1.3 * len(levels) + 1))
+    ax = fig.subplots()
     for edge in graph["edges"]:
         (x0, y0), (x1, y1) = position[edge["from"]], position[edge["to"]]
         ax.annotate("", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18),
