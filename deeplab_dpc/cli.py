@@ -137,9 +137,15 @@ def resize_options(flag_values):
             for name in ("min_resize_value", "max_resize_value", "resize_factor")}
 
 
+_NOTED = set()
+
+
 def note(message):
-    """One `note:` line on stderr: a flag accepted that changes nothing here."""
-    print(f"note: {message}", file=sys.stderr, flush=True)
+    """One `note:` line on stderr (once per process): a flag accepted that changes
+    nothing here."""
+    if message not in _NOTED:
+        _NOTED.add(message)
+        print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def define_model_flags():

@@ -26,6 +26,7 @@ def main():
     answers = []
     for argv in requests:
         flags.FLAGS.unparse_flags()
+        cli._NOTED.clear()  # each command line is a fresh process to its user
         stderr = io.StringIO()
         report = error = None
         try:
