@@ -1,7 +1,8 @@
 """`python -m deeplab_dpc.stats`: parameters and multiply-adds of a model; the paper's Table 1.
 
     python -m deeplab_dpc.stats --paper_table1
-    python -m deeplab_dpc.stats --model_variant=xception_71 --crop_size=1025,2049
+    python -m deeplab_dpc.stats --model_preset=xception_71_dpc_cityscapes --crop_size=1025,2049
+    python -m deeplab_dpc.stats --list_presets
     python -m deeplab_dpc.stats --dense_prediction_cell_json=cell.json --head_only
 """
 from absl import flags
