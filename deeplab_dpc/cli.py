@@ -110,6 +110,9 @@ def parse_size(values, flag):
     if isinstance(values, str):
         values = [values]
     values = [v for value in values for v in str(value).split(",") if v.strip()]
+    if len(values) == 1:  # the reference's older repeated form, of which a list flag keeps one
+        raise InputError(f"--{flag}: expected height,width, got {values[0]} (write "
+                         f"--{flag}={values[0]},{values[0]} for a square)")
     return parse_ints(values, flag, length=2, minimum=1, expected="height,width")
 
 
@@ -227,6 +230,10 @@ def _with_preset(flag_values, options):
 
     name = flag_values.model_preset
     preset = presets.get_preset(name).model
+    if "head_filters" in flag_values and flag_values["head_filters"].present and \
+            flag_values.head_filters != preset["head_filters"]:
+        raise InputError(f"--head_filters contradicts --model_preset={name}, which sets "
+                         f"head_filters = {preset['head_filters']}; drop one of them")
     for flag, field in _RUN_FIELDS.items():
         if not flag_values[flag].present or field not in preset:
             continue
@@ -238,7 +245,8 @@ def _with_preset(flag_values, options):
                 presets.normalized(field, preset[field]))
             raise InputError(f"--{flag} contradicts --model_preset={name}, which sets "
                              f"{field} = {shown}; drop one of them")
-    return dict(options, **{k: v for k, v in preset.items() if k != "num_classes"})
+    return dict(options, **{k: v for k, v in preset.items()
+                            if k not in ("num_classes", "head_filters")})
 
 
 def preset_num_classes(flag_values):
@@ -268,26 +276,39 @@ def check_model_flags(flag_values, run_model, run_path):
     cell): model flags given on the command line, as the reference's command lines
     give them, must describe that network. One that differs is refused in one line;
     ASPP's flags beside a DPC run are ignored with a note."""
+    from deeplab_dpc import presets
+
     given = [name for name in _RUN_FIELDS if name in flag_values and flag_values[name].present]
+    explicit = set(given)
+    if "model_preset" in flag_values and flag_values.model_preset:
+        preset = presets.get_preset(flag_values.model_preset).model
+        given += [flag for flag, field in _RUN_FIELDS.items()
+                  if field in preset and flag not in given]
+        if preset["num_classes"] != run_model.get("num_classes"):
+            raise InputError(f"--model_preset={flag_values.model_preset} predicts "
+                             f"{preset['num_classes']} classes but {run_path} predicts "
+                             f"{run_model.get('num_classes')}")
     if not given:
         return
-    options = model_options(flag_values)
-    ours = dict(options, cell=options["cell"].to_reference() if options["cell"] else None,
-                atrous_rates=list(options["atrous_rates"]),
-                multi_grid=list(options["multi_grid"]) if options["multi_grid"] else None,
-                image_pooling_crop_size=(list(options["image_pooling_crop_size"])
-                                         if options["image_pooling_crop_size"] else None))
+    ours = {field: presets.normalized(field, value)
+            for field, value in model_options(flag_values).items()}
     for name in given:
         field = _RUN_FIELDS[name]
         theirs = run_model.get(field)
         if name in _ASPP_ONLY and run_model.get("head") == "dpc":
-            note(f"--{name} ignored: {run_path} holds a DPC, whose cell it keeps")
+            if name in explicit:
+                note(f"--{name} ignored: {run_path} holds a DPC, whose cell it keeps")
             continue
         if name == "head" and ours["head"] == theirs:
             continue
         if ours[field] != theirs and not (field == "head" and flag_values.head is None):
+            if field == "output_stride":
+                raise InputError(f"--output_stride={ours[field]}: {run_path} was trained at "
+                                 f"{theirs}; evaluating at another output stride is not "
+                                 "supported yet")
             shown = "its cell" if field == "cell" else json.dumps(theirs)
-            raise InputError(f"--{name} does not match {run_path}, which has "
+            what = f"--{name}" if name in explicit else f"--model_preset={flag_values.model_preset}"
+            raise InputError(f"{what} does not match {run_path}, which has "
                              f"{field} = {shown}; its network is the run's (drop the flag)")
 
 

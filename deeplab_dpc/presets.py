@@ -17,7 +17,9 @@ with open(os.path.join(os.path.dirname(__file__), "cells",
     PUBLISHED_CELL = json.load(_f)
 # What a preset fixes: every argument that changes the network's weights or outputs.
 FIELDS = ("num_classes", "backbone", "head", "cell", "atrous_rates", "output_stride",
-          "decoder_output_stride", "depth_multiplier")
+          "decoder_output_stride", "depth_multiplier", "divisible_by", "multi_grid",
+          "aspp_with_separable_conv", "add_image_level_feature", "image_pooling_crop_size",
+          "head_filters")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +34,9 @@ def _row(description, num_classes, backbone, head, decoder, atrous_rates=ASPP_RA
         num_classes=num_classes, backbone=backbone, head=head,
         cell=PUBLISHED_CELL if head == "dpc" else None,
         atrous_rates=tuple(atrous_rates) if head == "aspp" else (), output_stride=16,
-        decoder_output_stride=4 if decoder else None, depth_multiplier=depth_multiplier))
+        decoder_output_stride=4 if decoder else None, depth_multiplier=depth_multiplier,
+        divisible_by=None, multi_grid=None, aspp_with_separable_conv=True,
+        add_image_level_feature=True, image_pooling_crop_size=None, head_filters=256))
 
 
 PRESETS = {

@@ -34,7 +34,7 @@ def calibrated_tiny_model(num_classes, image_size=(33, 49)):
     """
     from deeplab_dpc.model import DeepLab
 
-    model = DeepLab(num_classes, **dict(TINY_MODEL, head="dpc", batch_norm_decay=0.0))
+    model = DeepLab(num_classes, **dict(TINY_MODEL, batch_norm_decay=0.0))
     images = np.random.default_rng(0).uniform(0, 255, (2, *image_size, 3)).astype(np.float32)
     model(images, training=True)
     logits = model.get_layer("logits")

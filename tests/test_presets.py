@@ -33,7 +33,9 @@ def test_preset_costs_match_table_1_and_build_model_refuses_a_contradiction():
     assert "mobilenet_v2_dpc_cityscapes" in text and "75.38%" in text
     model = build_model(preset="quickstart")
     assert (model.num_classes, model.depth_multiplier, model.head) == (8, 0.5, "dpc")
-    assert build_model(preset="quickstart", head_filters=16).head_filters == 16
+    assert build_model(preset="quickstart", batch_norm_decay=0.9).batch_norm_decay == 0.9
+    with pytest.raises(InputError, match="head_filters=16 contradicts model_preset"):
+        build_model(preset="quickstart", head_filters=16)  # it changes the network
     with pytest.raises(InputError, match="backbone='xception_71' contradicts model_preset"):
         build_model(preset="quickstart", backbone="xception_71")
     with pytest.raises(InputError, match="unknown model_preset 'nope'"):
@@ -45,6 +47,10 @@ def test_model_preset_flag_conflicts_are_one_line(tmp_path):
                         "--model_variant=mobilenet_v2")
     assert_one_line_error(result, "--model_variant contradicts --model_preset="
                                   "xception_71_dpc_cityscapes")
+    # A preset fixes ASPP's switches too, not only the fields a paper row names.
+    result = run_binary("deeplab_dpc.stats", "--model_preset=mobilenet_v2_aspp_cityscapes",
+                        "--noaspp_with_separable_conv")
+    assert_one_line_error(result, "--aspp_with_separable_conv contradicts --model_preset")
     result = run_binary("deeplab_dpc.stats", "--model_preset=quickstart", "--num_classes=19")
     assert_one_line_error(result, "--num_classes=19 contradicts --model_preset=quickstart")
     result = run_binary("deeplab_dpc.train", "--model_preset=mobilenet_v2_dpc_cityscapes",

@@ -53,18 +53,19 @@ def main(argv):
     from deeplab_dpc.predict.serving import ServingModule
 
     scales = check_scales(FLAGS.inference_scales)
+    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_path)  # None: no run there yet
+    if run is not None and FLAGS.num_classes is not None and \
+            FLAGS.num_classes != run["model"]["num_classes"]:
+        raise InputError(f"--num_classes={FLAGS.num_classes} does not match "
+                         f"{FLAGS.checkpoint_path}, which predicts "
+                         f"{run['model']['num_classes']} classes")
     if FLAGS.dry_run:
         settings = dict(checkpoint_path=FLAGS.checkpoint_path, export_path=FLAGS.export_path,
                         inference_scales=list(scales), tflite=FLAGS.tflite, crop_size=crop)
         return cli.reader_dry_run("deeplab_dpc.export", FLAGS, FLAGS.checkpoint_path,
                                   settings, image_size=crop, num_classes=FLAGS.num_classes)
     saved_model.check_export_path(FLAGS.export_path)
-    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_path) or run_dir.read_deeplab_config(
-        FLAGS.checkpoint_path)
-    if FLAGS.num_classes is not None and FLAGS.num_classes != run["model"]["num_classes"]:
-        raise InputError(f"--num_classes={FLAGS.num_classes} does not match "
-                         f"{FLAGS.checkpoint_path}, which predicts "
-                         f"{run['model']['num_classes']} classes")
+    run = run or run_dir.read_deeplab_config(FLAGS.checkpoint_path)
     if FLAGS.tflite:  # refused from the config alone, before any weights are read
         tflite.check_tflite(run["model"], crop)
     model, info = run_dir.load_model(FLAGS.checkpoint_path)

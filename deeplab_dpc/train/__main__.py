@@ -152,6 +152,10 @@ def dry_run(config):
     notes = [] if has_data else [f"the synthetic set would be generated in {dataset_dir}"
                                  if config.dataset == "synthetic" else
                                  f"--dataset_dir {dataset_dir} does not exist"]
+    start = config.tf_initial_checkpoint
+    if start and "://" not in start and not any(
+            os.path.exists(p) for p in (start, start + ".index", start + ".keras")):
+        notes.append(f"--tf_initial_checkpoint {start} does not exist")
     answer = dry.report("deeplab_dpc.train", dict(config.to_dict(), dataset=info.name),
                         dry.model_facts(model, config.train_crop_size), batch,
                         data=dataset_dir, notes=notes)

@@ -25,13 +25,21 @@ def test_eval_vis_export_and_predict_dry_runs_use_the_runs_network(tmp_path):
     requests = {
         "deeplab_dpc.eval": [[f"--checkpoint_dir={run}", f"--eval_logdir={out}/eval",
                               "--eval_split=val"],
-                             # A model flag that contradicts the run is refused.
+                             # A model flag that contradicts the run is refused ...
                              [f"--checkpoint_dir={run}", f"--eval_logdir={out}/eval",
-                              "--model_variant=xception_65"]],
+                              "--model_variant=xception_65"],
+                             # ... and so is a preset, and another output stride.
+                             [f"--checkpoint_dir={run}", f"--eval_logdir={out}/eval",
+                              "--model_preset=quickstart"],
+                             [f"--checkpoint_dir={run}", f"--eval_logdir={out}/eval",
+                              "--output_stride=8"]],
         "deeplab_dpc.vis": [[f"--checkpoint_dir={run}", f"--vis_logdir={out}/vis",
                              "--vis_split=val", "--vis_batch_size=4"]],
         "deeplab_dpc.export": [[f"--checkpoint_path={run}", f"--export_path={out}/export",
-                                "--crop_size=65", "--crop_size=97", "--num_classes=8"]],
+                                "--crop_size=65", "--crop_size=97", "--num_classes=8"],
+                               # The dry run refuses what the real run refuses.
+                               [f"--checkpoint_path={run}", f"--export_path={out}/export",
+                                "--num_classes=99"]],
     }
     work = harness.workdir(tmp_path)
     answers = {m: harness.dry_runs(m, r, work, tmp_path) for m, r in requests.items()}
@@ -46,6 +54,11 @@ def test_eval_vis_export_and_predict_dry_runs_use_the_runs_network(tmp_path):
     assert eval_batch["image"]["shape"] == [1, 97, 193, 3]  # one synthetic scene
     assert answers["deeplab_dpc.eval"][0]["report"]["model"]["image_size"] == [97, 193]
     assert "--model_variant does not match" in answers["deeplab_dpc.eval"][1]["error"]
+    # The quickstart preset is MobileNet-v2 at depth 0.5; the run's is 0.25.
+    assert "--model_preset=quickstart does not match" in answers["deeplab_dpc.eval"][2]["error"]
+    assert "depth_multiplier = 0.25" in answers["deeplab_dpc.eval"][2]["error"]
+    assert "another output stride is not supported" in answers["deeplab_dpc.eval"][3]["error"]
+    assert "--num_classes=99 does not match" in answers["deeplab_dpc.export"][1]["error"]
     assert answers["deeplab_dpc.vis"][0]["report"]["batch"] is not None
     assert any("vis_batch_size" in n for n in answers["deeplab_dpc.vis"][0]["notes"])
     assert answers["deeplab_dpc.export"][0]["report"]["model"]["image_size"] == [65, 97]
@@ -74,4 +87,6 @@ def test_the_other_binaries_dry_run_without_writing(tmp_path):
         result = run_binary(module, *args, "--dry_run", cwd=tmp_path)
         assert result.returncode == 0, (module, result.stderr[-2000:])
         assert result.stdout.startswith(f"dry run of {module}"), (module, result.stdout)
+        if module not in ("deeplab_dpc.search", "deeplab_dpc.rerank", "deeplab_dpc.analyze"):
+            assert "trainable parameters" in result.stdout and "multiply-adds" in result.stdout
     assert not out.exists(), os.listdir(out)

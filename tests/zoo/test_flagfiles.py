@@ -72,6 +72,8 @@ def test_every_flagfile_dry_runs_to_the_papers_settings_and_writes_nothing(tmp_p
     assert batch["image"]["shape"] == [8, 257, 513, 3] and batch["label"]["shape"] == [
         8, 257, 513, 1]
     assert all(a["report"]["batch"] is None for a in answers[:-1])  # no data there
+    missing = [n for n in answers[0]["report"]["notes"] if "--tf_initial_checkpoint" in n]
+    assert missing, answers[0]["report"]["notes"]  # a checkpoint that is not here
 
 
 def test_an_unknown_flag_in_a_flagfile_fails_its_dry_run(tmp_path):
