@@ -104,7 +104,7 @@ FOLDER = "tfrecords_tools.build_folder_data"
 FOLDER_ARGS = ["--image_folder={images}", "--semantic_segmentation_folder={labels}",
                "--num_classes=3", "--dataset_name=x"]
 TRAIN = ["deeplab_dpc.train", "--dataset=toy", "--dataset_dir={toy}", "--model_variant=mobilenet_v2",
-         "--depth_multiplier=0.25", "--head_filters=16", "--train_crop_size=33,33",
+         "--head=dpc", "--depth_multiplier=0.25", "--head_filters=16", "--train_crop_size=33,33",
          "--train_batch_size=2", "--training_number_of_steps=20", "--batch_norm_decay=0.9"]
 
 IMPORT = "deeplab_dpc.import_tf1_checkpoint"
