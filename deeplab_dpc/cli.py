@@ -184,6 +184,8 @@ def model_options(flag_values):
     reference's rule: the cell of --dense_prediction_cell_json when given, else ASPP
     (with --atrous_rates, none by default). Rates beside a cell are ignored with a
     note, as the reference ignores them, and refused beside an explicit --head=dpc."""
+    from deeplab_dpc.spec import CellSpec, resolve_head
+
     head = flag_values.head
     rates = parse_ints(flag_values.atrous_rates or (), "atrous_rates", minimum=1,
                        expected="positive integers")
@@ -191,8 +193,6 @@ def model_options(flag_values):
     if flag_values.dense_prediction_cell_json:
         if head == "aspp":
             raise InputError("--dense_prediction_cell_json needs --head=dpc (or no --head)")
-        from deeplab_dpc.spec import CellSpec
-
         cell = CellSpec.from_file(flag_values.dense_prediction_cell_json)
     if rates and head == "dpc":
         raise InputError("--atrous_rates is ASPP's and has no effect with --head=dpc; "
@@ -208,7 +208,7 @@ def model_options(flag_values):
     if flag_values.divisible_by is not None and flag_values.divisible_by < 1:
         raise InputError(f"--divisible_by must be >= 1, got {flag_values.divisible_by}")
     options = dict(
-        backbone=flag_values.model_variant, head=head or ("dpc" if cell else "aspp"),
+        backbone=flag_values.model_variant, head=resolve_head(head, cell),
         cell=cell, atrous_rates=rates,
         aspp_with_separable_conv=flag_values.aspp_with_separable_conv,
         add_image_level_feature=flag_values.add_image_level_feature,
@@ -271,11 +271,12 @@ _RUN_FIELDS = {"model_variant": "backbone", "head": "head",
 _ASPP_ONLY = ("atrous_rates", "aspp_with_separable_conv", "add_image_level_feature")
 
 
-def check_model_flags(flag_values, run_model, run_path):
+def check_model_flags(flag_values, run_model, run_path, options=None):
     """For eval, vis and export, whose network is the run's (its config holds the
     cell): model flags given on the command line, as the reference's command lines
     give them, must describe that network. One that differs is refused in one line;
-    ASPP's flags beside a DPC run are ignored with a note."""
+    ASPP's flags beside a DPC run are ignored with a note. `options`: the flags'
+    `model_options`, when the caller has them already."""
     from deeplab_dpc import presets
 
     given = [name for name in _RUN_FIELDS if name in flag_values and flag_values[name].present]
@@ -291,7 +292,7 @@ def check_model_flags(flag_values, run_model, run_path):
     if not given:
         return
     ours = {field: presets.normalized(field, value)
-            for field, value in model_options(flag_values).items()}
+            for field, value in (options or model_options(flag_values)).items()}
     for name in given:
         field = _RUN_FIELDS[name]
         theirs = run_model.get(field)
@@ -312,7 +313,7 @@ def check_model_flags(flag_values, run_model, run_path):
                              f"{field} = {shown}; its network is the run's (drop the flag)")
 
 
-def run_model_config(flag_values, checkpoint):
+def run_model_config(flag_values, checkpoint, options=None):
     """The model config of the run at `checkpoint` (a run directory or a prefix in
     one), with the command line's model flags checked against it; None when there
     is no run there yet (a dry run before training)."""
@@ -322,15 +323,16 @@ def run_model_config(flag_values, checkpoint):
     if "://" not in checkpoint and not os.path.exists(os.path.join(folder, run_dir.CONFIG_FILE)):
         return None
     config = run_dir.read_deeplab_config(checkpoint)
-    check_model_flags(flag_values, config["model"], folder)
+    check_model_flags(flag_values, config["model"], folder, options)
     return config
 
 
-def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_size=None,
-                   num_classes=None, resize=None):
-    """The dry run of eval, vis and export: the run's network (or, before the run
-    exists, the one the model flags describe), one batch of `split` where the data
-    is there, parameters and multiply-adds at `image_size`."""
+def reader_dry_run(binary, flag_values, checkpoint, config, settings, split=None,
+                   image_size=None, num_classes=None, resize=None, options=None):
+    """The dry run of eval, vis, export and predict: the network of `config` (the
+    run's, from `run_model_config`), or before the run exists the one the model flags
+    describe (`options`); one batch of `split` where the data is there, parameters
+    and multiply-adds at `image_size`."""
     import tensorflow as tf
 
     from deeplab_dpc import dry_run
@@ -339,7 +341,6 @@ def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_
     from deeplab_dpc.model import DeepLab
 
     notes = []
-    config = run_model_config(flag_values, checkpoint)
     train = (config or {}).get("train", {})
     dataset_dir = flag_values["dataset_dir"].value if "dataset_dir" in flag_values else None
     dataset_dir = dataset_dir or train.get("dataset_dir")
@@ -351,7 +352,8 @@ def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_
         raise InputError(f"{checkpoint}: no training run there")
     if config is None:
         notes.append(f"no run at {checkpoint} yet: the model is the one the flags describe")
-        model = DeepLab(num_classes or info.num_classes, **model_options(flag_values))
+        model = DeepLab(num_classes or info.num_classes,
+                        **(options or model_options(flag_values)))
     else:
         model = DeepLab.from_config(config["model"])
     batch = None
@@ -363,21 +365,9 @@ def reader_dry_run(binary, flag_values, checkpoint, settings, split=None, image_
     elif split:
         notes.append(f"no {split} data at {dataset_dir}" if dataset_dir else
                      "no --dataset_dir given or recorded in the run")
-    answer = dry_run.report(binary, dict(settings, dataset=info.name, dataset_dir=dataset_dir),
-                            dry_run.model_facts(model, image_size), batch,
-                            data=dataset_dir, notes=notes)
-    print(dry_run.format_report(answer), flush=True)
-    return answer
-
-
-def settings_dry_run(binary, settings, notes=()):
-    """The dry run of a binary whose work has no one model (search, rerank, analyze):
-    its resolved settings and what it would read."""
-    from deeplab_dpc import dry_run
-
-    answer = dry_run.report(binary, settings, notes=notes)
-    print(dry_run.format_report(answer), flush=True)
-    return answer
+    return dry_run.show(binary, dict(settings, dataset=info.name, dataset_dir=dataset_dir),
+                        dry_run.model_facts(model, image_size), batch,
+                        data=dataset_dir, notes=notes)
 
 
 def exists_note(path, flag):

@@ -33,11 +33,14 @@ def batch_facts(dataset):
             for key, value in element.items()}
 
 
-def report(binary, settings, model=None, batch=None, data=None, notes=()):
-    """The dry run's answer (what tests read): resolved `settings`, `model_facts`,
-    `batch_facts` (None without data) and where the data was looked for."""
-    return {"binary": binary, "settings": settings, "model": model, "batch": batch,
-            "data": data, "notes": list(notes)}
+def show(binary, settings, model=None, batch=None, data=None, notes=()):
+    """Prints the dry run and returns its answer (what tests read): resolved
+    `settings`, `model_facts`, `batch_facts` (None without data) and where the data
+    was looked for."""
+    answer = {"binary": binary, "settings": settings, "model": model, "batch": batch,
+              "data": data, "notes": list(notes)}
+    print(format_report(answer), flush=True)
+    return answer
 
 
 def _value(value):

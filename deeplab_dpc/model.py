@@ -13,18 +13,7 @@ from deeplab_dpc.errors import InputError
 from deeplab_dpc.layers import Decoder
 from deeplab_dpc.layers.dpc import as_cell_spec
 from deeplab_dpc.layers.heads import HEAD_NAMES, build_head, build_logits
-
-HEADS = ("dpc", "aspp")
-
-
-def resolve_head(head, cell):
-    """The reference's rule for an unset head: a cell means the DPC, none means ASPP."""
-    if head is None:
-        return "dpc" if cell is not None else "aspp"
-    if head not in HEADS:
-        raise InputError(f"head {head!r}: expected one of {', '.join(HEADS)}", param="head")
-    return head
-
+from deeplab_dpc.spec import resolve_head
 
 @keras.saving.register_keras_serializable(package=common.KERAS_PACKAGE)
 class DeepLab(keras.Model):

@@ -426,3 +426,16 @@ def num_networks(num_branches: int) -> int:
         c = [sum(d * trees[d] for d in range(1, k + 1) if k % d == 0) for k in range(n + 1)]
         forests[n] = sum(c[k] * forests[n - k] for k in range(1, n + 1)) // n
     return forests[b]
+
+
+HEADS = ("dpc", "aspp")
+
+
+def resolve_head(head, cell):
+    """The reference's rule for an unset head: a cell means the DPC, none means ASPP.
+    Here, without TensorFlow, so the binaries apply it before their slow import."""
+    if head is None:
+        return "dpc" if cell is not None else "aspp"
+    if head not in HEADS:
+        raise InputError(f"head {head!r}: expected one of {', '.join(HEADS)}", param="head")
+    return head

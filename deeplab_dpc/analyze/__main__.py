@@ -10,7 +10,7 @@ current schema when opened).
 """
 from absl import flags
 
-from deeplab_dpc import cli, files
+from deeplab_dpc import cli, dry_run, files
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.tf_import import import_tensorflow
 
@@ -37,10 +37,10 @@ def main(argv):
                              "--noplots)") from None
     if FLAGS.dry_run:
         note = cli.exists_note(FLAGS.study, "study")
-        return cli.settings_dry_run("deeplab_dpc.analyze", dict(
+        return dry_run.show("deeplab_dpc.analyze", dict(
             study=FLAGS.study, output_dir=FLAGS.output_dir, schedule=FLAGS.schedule,
             bootstrap_samples=FLAGS.bootstrap_samples, seed=FLAGS.seed, plots=FLAGS.plots),
-            [note] if note else [])
+            notes=[note] if note else [])
     import_tensorflow()
     from deeplab_dpc.analyze import analysis
     from deeplab_dpc.search.study import Study

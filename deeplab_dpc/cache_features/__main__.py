@@ -62,15 +62,13 @@ def _dry_run(request):
         variant, depth_multiplier, output_stride = _bare_backbone()
         model = DeepLab(1, backbone=variant, depth_multiplier=depth_multiplier,
                         output_stride=output_stride, divisible_by=FLAGS.divisible_by)
-    answer = dry_run.report(
+    return dry_run.show(
         "deeplab_dpc.cache_features",
         dict(dataclasses.asdict(request), checkpoint_dir=FLAGS.checkpoint_dir,
              model_variant=model.backbone_name, backbone_weights=FLAGS.backbone_weights,
              dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir),
         dry_run.model_facts(model), notes=["the backbone's figures are the cache's cost; "
                                            "the head shown is only a placeholder"])
-    print(dry_run.format_report(answer), flush=True)
-    return answer
 
 
 def _bare_backbone():

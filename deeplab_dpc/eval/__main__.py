@@ -42,16 +42,16 @@ def main(argv):
     crop = cli.parse_size(FLAGS.eval_crop_size, "eval_crop_size")
     if FLAGS.eval_batch_size < 1:
         raise InputError("--eval_batch_size must be >= 1")
-    cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow loads
+    options = cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow
     import_tensorflow()  # after the flag checks; its start-up log filtered
+    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_dir, options)  # None: no run yet
     settings = dict(checkpoint_dir=FLAGS.checkpoint_dir, eval_logdir=FLAGS.eval_logdir,
                     eval_split=FLAGS.eval_split, eval_crop_size=crop,
                     eval_batch_size=FLAGS.eval_batch_size, eval_scales=FLAGS.eval_scales,
                     add_flipped_images=FLAGS.add_flipped_images, **cli.resize_options(FLAGS))
     if FLAGS.dry_run:
-        return cli.reader_dry_run("deeplab_dpc.eval", FLAGS, FLAGS.checkpoint_dir, settings,
+        return cli.reader_dry_run("deeplab_dpc.eval", FLAGS, FLAGS.checkpoint_dir, run, settings,
                                   FLAGS.eval_split, crop, resize=cli.resize_options(FLAGS))
-    cli.run_model_config(FLAGS, FLAGS.checkpoint_dir)
     from deeplab_dpc.eval import evaluator
 
     for report, path in evaluator.evaluate_run(

@@ -45,7 +45,7 @@ def main(argv):
     crop = cli.parse_size(FLAGS.crop_size, "crop_size")
     if crop and not FLAGS.tflite:
         cli.note("--crop_size only sizes the TFLite model; the SavedModel takes any size")
-    cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow loads
+    options = cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow
     import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc import run_dir
     from deeplab_dpc.export import saved_model, tflite
@@ -53,7 +53,7 @@ def main(argv):
     from deeplab_dpc.predict.serving import ServingModule
 
     scales = check_scales(FLAGS.inference_scales)
-    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_path)  # None: no run there yet
+    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_path, options)  # None: no run yet
     if run is not None and FLAGS.num_classes is not None and \
             FLAGS.num_classes != run["model"]["num_classes"]:
         raise InputError(f"--num_classes={FLAGS.num_classes} does not match "
@@ -62,8 +62,9 @@ def main(argv):
     if FLAGS.dry_run:
         settings = dict(checkpoint_path=FLAGS.checkpoint_path, export_path=FLAGS.export_path,
                         inference_scales=list(scales), tflite=FLAGS.tflite, crop_size=crop)
-        return cli.reader_dry_run("deeplab_dpc.export", FLAGS, FLAGS.checkpoint_path,
-                                  settings, image_size=crop, num_classes=FLAGS.num_classes)
+        return cli.reader_dry_run("deeplab_dpc.export", FLAGS, FLAGS.checkpoint_path, run,
+                                  settings, image_size=crop, num_classes=FLAGS.num_classes,
+                                  options=options)
     saved_model.check_export_path(FLAGS.export_path)
     run = run or run_dir.read_deeplab_config(FLAGS.checkpoint_path)
     if FLAGS.tflite:  # refused from the config alone, before any weights are read

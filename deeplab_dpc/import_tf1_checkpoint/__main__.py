@@ -50,13 +50,11 @@ def _dry_run(options):
     if classes is None:
         classes = datasets.REGISTRY[cli.REFERENCE_DATASET].num_classes
         notes.append(f"no class count given: {classes}, the reference's default dataset's")
-    answer = dry_run.report(
+    return dry_run.show(
         "deeplab_dpc.import_tf1_checkpoint",
         dict(tf1_checkpoint=FLAGS.tf1_checkpoint, output_dir=FLAGS.output_dir,
              dataset=FLAGS.dataset, dataset_dir=FLAGS.dataset_dir),
         dry_run.model_facts(DeepLab(classes, **options)), notes=notes)
-    print(dry_run.format_report(answer), flush=True)
-    return answer
 
 
 def main(argv):

@@ -43,19 +43,18 @@ def _dry_run(tf):
                     add_flipped_images=FLAGS.add_flipped_images)
     if FLAGS.checkpoint_dir:
         return cli.reader_dry_run("deeplab_dpc.predict", FLAGS, FLAGS.checkpoint_dir,
+                                  cli.run_model_config(FLAGS, FLAGS.checkpoint_dir),
                                   dict(settings, checkpoint_dir=FLAGS.checkpoint_dir),
                                   image_size=size)
     from deeplab_dpc.model import DeepLab
 
     loaded = tf.saved_model.load(FLAGS.saved_model_dir)
     model = DeepLab.from_config(json.loads(loaded.model_config_json.numpy()))
-    answer = dry_run.report("deeplab_dpc.predict",
-                            dict(settings, saved_model_dir=FLAGS.saved_model_dir),
-                            dry_run.model_facts(model, size),
-                            notes=[] if paths else [f"--image_glob {FLAGS.image_glob} "
-                                                    "matches no file yet"])
-    print(dry_run.format_report(answer), flush=True)
-    return answer
+    return dry_run.show("deeplab_dpc.predict",
+                        dict(settings, saved_model_dir=FLAGS.saved_model_dir),
+                        dry_run.model_facts(model, size),
+                        notes=[] if paths else [f"--image_glob {FLAGS.image_glob} "
+                                                "matches no file yet"])
 
 
 def main(argv):

@@ -12,7 +12,7 @@ proxy trials too. Rerunning the command resumes it.
 """
 from absl import flags
 
-from deeplab_dpc import cli
+from deeplab_dpc import cli, dry_run
 from deeplab_dpc.tf_import import import_tensorflow
 
 FLAGS = flags.FLAGS
@@ -45,8 +45,8 @@ def main(argv):
 
         notes = [cli.exists_note(FLAGS.study, "study"),
                  cli.exists_note(FLAGS.train_flagfile, "train_flagfile")]
-        return cli.settings_dry_run("deeplab_dpc.rerank", dataclasses.asdict(config),
-                                    [n for n in notes if n])
+        return dry_run.show("deeplab_dpc.rerank", dataclasses.asdict(config),
+                            notes=[n for n in notes if n])
     import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc.rerank import driver
 

@@ -11,7 +11,7 @@ finished trial is lost or repeated.
 """
 from absl import flags
 
-from deeplab_dpc import cli
+from deeplab_dpc import cli, dry_run
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.tf_import import import_tensorflow
 
@@ -124,9 +124,9 @@ def main(argv):
             raise InputError("--report and --export_top: give one")
         if FLAGS.dry_run:
             note = cli.exists_note(FLAGS.study, "study")
-            return cli.settings_dry_run("deeplab_dpc.search", dict(
+            return dry_run.show("deeplab_dpc.search", dict(
                 study=FLAGS.study, report=FLAGS.report, export_top=FLAGS.export_top,
-                output_dir=FLAGS.output_dir), [note] if note else [])
+                output_dir=FLAGS.output_dir), notes=[note] if note else [])
         import_tensorflow()
         return _inspect()
     cli.require(FLAGS, "feature_cache_dir")
@@ -136,8 +136,8 @@ def main(argv):
 
         notes = [cli.exists_note(FLAGS.study, "study"),
                  cli.exists_note(FLAGS.feature_cache_dir, "feature_cache_dir")]
-        return cli.settings_dry_run("deeplab_dpc.search", dict(
-            dataclasses.asdict(config), backend=FLAGS.backend), [n for n in notes if n])
+        return dry_run.show("deeplab_dpc.search", dict(
+            dataclasses.asdict(config), backend=FLAGS.backend), notes=[n for n in notes if n])
     import_tensorflow()
     if FLAGS.backend == "ray":
         from deeplab_dpc.search import ray_backend

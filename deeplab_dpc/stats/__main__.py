@@ -39,10 +39,8 @@ def main(argv):
     if FLAGS.dry_run:  # stats writes nothing anyway: the dry run adds the settings
         from deeplab_dpc import dry_run
 
-        answer = dry_run.report("deeplab_dpc.stats", dict(crop_size=image_size),
-                                dry_run.model_facts(model, image_size))
-        print(dry_run.format_report(answer), flush=True)
-        return answer
+        return dry_run.show("deeplab_dpc.stats", dict(crop_size=image_size),
+                            dry_run.model_facts(model, image_size))
     print(report.format_model(complexity.model_complexity(model, image_size), FLAGS.head_only))
 
 

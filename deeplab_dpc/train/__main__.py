@@ -156,11 +156,9 @@ def dry_run(config):
     if start and "://" not in start and not any(
             os.path.exists(p) for p in (start, start + ".index", start + ".keras")):
         notes.append(f"--tf_initial_checkpoint {start} does not exist")
-    answer = dry.report("deeplab_dpc.train", dict(config.to_dict(), dataset=info.name),
-                        dry.model_facts(model, config.train_crop_size), batch,
-                        data=dataset_dir, notes=notes)
-    print(dry.format_report(answer), flush=True)
-    return answer
+    return dry.show("deeplab_dpc.train", dict(config.to_dict(), dataset=info.name),
+                    dry.model_facts(model, config.train_crop_size), batch,
+                    data=dataset_dir, notes=notes)
 
 
 def main(argv):

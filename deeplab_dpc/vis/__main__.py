@@ -42,16 +42,16 @@ def main(argv):
     files.check_output_dir(FLAGS.vis_logdir, "vis_logdir")
     if not FLAGS.dry_run:
         cli.existing_path(FLAGS.checkpoint_dir, "checkpoint_dir")
-    cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow loads
+    options = cli.model_options(FLAGS)  # the model flags' own checks, before TensorFlow
     import_tensorflow()  # after the flag checks; its start-up log filtered
+    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_dir, options)  # None: no run yet
     if FLAGS.dry_run:
         settings = dict(checkpoint_dir=FLAGS.checkpoint_dir, vis_logdir=FLAGS.vis_logdir,
                         vis_split=FLAGS.vis_split, eval_scales=FLAGS.eval_scales,
                         add_flipped_images=FLAGS.add_flipped_images,
                         colormap_type=FLAGS.colormap_type, **cli.resize_options(FLAGS))
-        return cli.reader_dry_run("deeplab_dpc.vis", FLAGS, FLAGS.checkpoint_dir, settings,
+        return cli.reader_dry_run("deeplab_dpc.vis", FLAGS, FLAGS.checkpoint_dir, run, settings,
                                   FLAGS.vis_split, resize=cli.resize_options(FLAGS))
-    cli.run_model_config(FLAGS, FLAGS.checkpoint_dir)
     from deeplab_dpc.vis import visualizer
 
     for _ in visualizer.visualize_run(
