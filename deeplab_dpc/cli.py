@@ -4,12 +4,14 @@ No TensorFlow import: a bad flag is answered in a second, before the slow import
 """
 import json
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from deeplab_dpc.common import CHECKPOINT_NAME  # noqa: E402
 from deeplab_dpc.errors import InputError  # noqa: E402
 
 flags.DEFINE_bool("dry_run", False, "Resolve the flags, build the model (and one input batch "
@@ -29,7 +31,7 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {str(e).removeprefix('ERROR:: ')}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -56,6 +58,9 @@ def run(main, flag_names=None):
             print(f"error: {e.as_flags(flag_names)}", file=sys.stderr)
             sys.exit(2)
 
+    # --help lists the main module's flags: those defined here are the binary's too.
+    for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(_main, flags_parser=_parse_flags)
 
 
@@ -110,7 +115,7 @@ def parse_size(values, flag):
     if isinstance(values, str):
         values = [values]
     values = [v for value in values for v in str(value).split(",") if v.strip()]
-    if len(values) == 1:  # the reference's older repeated form, of which a list flag keeps one
+    if len(values) == 1 and values[0].strip().isdigit():  # the reference's repeated form,
         raise InputError(f"--{flag}: expected height,width, got {values[0]} (write "
                          f"--{flag}={values[0]},{values[0]} for a square)")
     return parse_ints(values, flag, length=2, minimum=1, expected="height,width")
@@ -120,8 +125,25 @@ def existing_path(path, flag):
     """`path` if it is a directory or a checkpoint prefix; InputError at once otherwise
     (cloud paths are left to the reader)."""
     if "://" not in path and not os.path.exists(path) and not os.path.exists(path + ".index"):
-        raise InputError(f"--{flag} {path} does not exist")
+        from deeplab_dpc import files
+
+        raise InputError(f"--{flag} {path} does not exist{files.checkpoints_note(path)}")
     return path
+
+
+def reference_checkpoint(path, flag):
+    """`path`, except that the reference's prefix `model.ckpt-N` is read as this
+    package's `ckpt-N` (with a note) when only that exists: the reference's export
+    command line names its checkpoints so."""
+    found = re.fullmatch(r"model\.ckpt-(\d+)", os.path.basename(path or ""))
+    if not found or "://" in path or os.path.exists(path + ".index"):
+        return path
+    ours = os.path.join(os.path.dirname(path), f"{CHECKPOINT_NAME}-{found.group(1)}")
+    if not os.path.exists(ours + ".index"):
+        return path
+    note(f"--{flag} {path} read as {ours} (this package's checkpoints are "
+         f"{CHECKPOINT_NAME}-N)")
+    return ours
 
 
 def define_resize_flags():

@@ -4,6 +4,9 @@ TFRecord keys are the reference DeepLab's, so records written by either
 implementation read in the other.
 """
 
+# A run's checkpoint prefixes are <run dir>/ckpt-<step> (the reference's: model.ckpt-<step>).
+CHECKPOINT_NAME = "ckpt"
+
 # TFRecord example keys (reference `build_data.py`).
 IMAGE_ENCODED = "image/encoded"
 IMAGE_FILENAME = "image/filename"

@@ -7,10 +7,13 @@ complete. Local paths use `os` (no TensorFlow import); paths with a scheme
 (`gs://...`) go through `tf.io.gfile`.
 """
 import contextlib
+import glob
 import json
 import os
 import shutil
 import socket
+
+from deeplab_dpc.common import CHECKPOINT_NAME
 
 TEMP_MARKER = ".tmp-"
 
@@ -161,6 +164,20 @@ def die_with_parent(parent_pid=None):
 
 
 # --------------------------------------------------------------------- checking outputs
+def checkpoints_note(path):
+    """'; <folder> has ckpt-1, ckpt-7' for a checkpoint path that does not exist, when
+    the folder it names holds checkpoints (else ''): the error says what to pass."""
+    folder = os.path.dirname(os.fspath(path).rstrip("/"))
+    if not folder:
+        return ""
+    pattern = os.path.join(folder, f"{CHECKPOINT_NAME}-*.index")
+    found = _gfile().glob(pattern) if _remote(folder) else glob.glob(pattern)
+    steps = sorted(int(s) for s in (p[:-len(".index")].rsplit("-", 1)[1] for p in found)
+                   if s.isdigit())
+    return f"; {folder} has " + ", ".join(f"{CHECKPOINT_NAME}-{s}" for s in steps) if steps \
+        else ""
+
+
 def check_output_dir(path, param):
     """InputError naming `param`, before any work, if `path` cannot become a folder we
     write in: it is a file, lies under a regular file, or we may not write there."""

@@ -14,6 +14,8 @@ from deeplab_dpc.layers import Decoder
 from deeplab_dpc.layers.dpc import as_cell_spec
 from deeplab_dpc.layers.heads import HEAD_NAMES, build_head, build_logits
 from deeplab_dpc.spec import resolve_head
+_MODEL_KWARGS = {"name", "trainable", "dtype"}  # what keras.Model itself takes
+
 
 @keras.saving.register_keras_serializable(package=common.KERAS_PACKAGE)
 class DeepLab(keras.Model):
@@ -42,6 +44,10 @@ class DeepLab(keras.Model):
                  batch_norm_decay=common.REFERENCE_BATCH_NORM_DECAY,
                  weight_decay=common.DEFAULT_WEIGHT_DECAY, backbone_weights=None,
                  **kwargs):
+        unknown = sorted(set(kwargs) - _MODEL_KWARGS)
+        if unknown:  # keras.Model would swallow a misspelt argument silently
+            hint = " (ImageNet weights: backbone_weights=)" if "weights" in unknown else ""
+            raise TypeError(f"DeepLab() got an unexpected keyword argument {unknown[0]!r}{hint}")
         head = resolve_head(head, cell)
         if decoder_output_stride not in (None, 4):
             raise InputError(

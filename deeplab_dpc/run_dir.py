@@ -22,12 +22,12 @@ import time
 import tensorflow as tf
 
 from deeplab_dpc import files
+from deeplab_dpc.common import CHECKPOINT_NAME
 from deeplab_dpc.data.datasets import DatasetInfo
 from deeplab_dpc.errors import InputError
 from deeplab_dpc.model import DeepLab
 
 CONFIG_FILE = "model_config.json"
-CHECKPOINT_NAME = "ckpt"
 DEEPLAB = DeepLab.__name__  # `model_class` of DeepLab runs (and of directories without one)
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the trainer's `step` variable in a checkpoint
 
@@ -71,7 +71,7 @@ def read_run_config(run_dir):
     path = os.path.join(run_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(path):
         if not tf.io.gfile.isdir(run_dir):
-            raise InputError(f"checkpoint directory {run_dir} does not exist")
+            raise _missing(run_dir)
         raise InputError(f"{run_dir} is not a training run directory: no {CONFIG_FILE}")
     config = files.read_json(path, CONFIG_FILE)
     if not isinstance(config, dict) or not {"model", "dataset"} <= set(config):
@@ -217,9 +217,15 @@ def _resolve(path):
             raise InputError(f"no checkpoint in {path}")
         return path, prefix
     if not tf.io.gfile.exists(path + ".index"):
-        raise InputError(f"checkpoint {path} does not exist (expected a run directory or "
-                         f"a checkpoint prefix such as <dir>/{CHECKPOINT_NAME}-1000)")
+        raise _missing(path)
     return os.path.dirname(path), path
+
+
+def _missing(path):
+    """The error for a checkpoint path that is neither a directory nor a prefix."""
+    return InputError(f"checkpoint {path} does not exist (expected a run directory or a "
+                      f"checkpoint prefix such as <dir>/{CHECKPOINT_NAME}-1000)"
+                      f"{files.checkpoints_note(path)}")
 
 
 def restore(checkpoint, prefix):

@@ -32,3 +32,27 @@ def test_experiment_flagfiles_name_only_real_flags(flagfile):
     result = run_binary("deeplab_dpc.train", f"--flagfile={flagfile}", "--only_check_args",
                         cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_missing_flagfile_and_help():
+    missing = run_binary("deeplab_dpc.eval", "--flagfile=/absent/eval.flags")
+    assert_one_line_error(missing, "Unable to open flagfile", "/absent/eval.flags")
+    assert "ERROR::" not in missing.stderr
+    # the model flags and --dry_run are defined once, in deeplab_dpc.cli, yet --help
+    # (not only --helpfull) lists them for each binary
+    shown = run_binary("deeplab_dpc.train", "--help")  # absl exits 1 after help
+    for flag in ("--model_preset", "--atrous_rates", "--dense_prediction_cell_json",
+                 "--[no]dry_run", "--train_logdir"):
+        assert flag in shown.stdout, flag
+
+
+def test_crop_size_parsing():
+    from deeplab_dpc import cli
+    from deeplab_dpc.errors import InputError
+
+    assert cli.parse_size(["513", "1025"], "crop_size") == (513, 1025)
+    assert cli.parse_size("769,769", "crop_size") == (769, 769)
+    with pytest.raises(InputError, match=r"write --crop_size=513,513 for a square"):
+        cli.parse_size(["513"], "crop_size")  # the reference's repeated form, one kept
+    with pytest.raises(InputError, match=r"expected height,width, got 513x513$"):
+        cli.parse_size(["513x513"], "crop_size")

@@ -74,6 +74,12 @@ def test_bad_arguments_are_refused():
         DeepLab(4, head="psp", **TINY)
     with pytest.raises(InputError, match="decoder_output_stride"):
         DeepLab(4, decoder_output_stride=8, **TINY)
+    # keras.Model takes **kwargs: a misspelt argument must not vanish into them
+    with pytest.raises(TypeError, match="'backbon'"):
+        DeepLab(4, backbon="xception_65", **TINY)
+    with pytest.raises(TypeError, match="'weights'.*backbone_weights"):
+        DeepLab(4, weights="imagenet", **TINY)
+    assert DeepLab(4, name="net", trainable=False, **TINY).name == "net"
 
 
 def test_head_follows_the_reference_rule():

@@ -40,8 +40,9 @@ def main(argv):
     del argv
     cli.require(FLAGS, "checkpoint_path", "export_path")
     files.check_output_dir(FLAGS.export_path, "export_path")
+    checkpoint = cli.reference_checkpoint(FLAGS.checkpoint_path, "checkpoint_path")
     if not FLAGS.dry_run:
-        cli.existing_path(FLAGS.checkpoint_path, "checkpoint_path")
+        cli.existing_path(checkpoint, "checkpoint_path")
     crop = cli.parse_size(FLAGS.crop_size, "crop_size")
     if crop and not FLAGS.tflite:
         cli.note("--crop_size only sizes the TFLite model; the SavedModel takes any size")
@@ -53,25 +54,24 @@ def main(argv):
     from deeplab_dpc.predict.serving import ServingModule
 
     scales = check_scales(FLAGS.inference_scales)
-    run = cli.run_model_config(FLAGS, FLAGS.checkpoint_path, options)  # None: no run yet
+    run = cli.run_model_config(FLAGS, checkpoint, options)  # None: no run yet
     if run is not None and FLAGS.num_classes is not None and \
             FLAGS.num_classes != run["model"]["num_classes"]:
-        raise InputError(f"--num_classes={FLAGS.num_classes} does not match "
-                         f"{FLAGS.checkpoint_path}, which predicts "
-                         f"{run['model']['num_classes']} classes")
+        raise InputError(f"--num_classes={FLAGS.num_classes} does not match {checkpoint}, "
+                         f"which predicts {run['model']['num_classes']} classes")
     if FLAGS.dry_run:
-        settings = dict(checkpoint_path=FLAGS.checkpoint_path, export_path=FLAGS.export_path,
+        settings = dict(checkpoint_path=checkpoint, export_path=FLAGS.export_path,
                         inference_scales=list(scales), tflite=FLAGS.tflite, crop_size=crop)
-        return cli.reader_dry_run("deeplab_dpc.export", FLAGS, FLAGS.checkpoint_path, run,
-                                  settings, image_size=crop, num_classes=FLAGS.num_classes,
+        return cli.reader_dry_run("deeplab_dpc.export", FLAGS, checkpoint, run, settings,
+                                  image_size=crop, num_classes=FLAGS.num_classes,
                                   options=options)
     saved_model.check_export_path(FLAGS.export_path)
-    run = run or run_dir.read_deeplab_config(FLAGS.checkpoint_path)
+    run = run or run_dir.read_deeplab_config(checkpoint)
     if FLAGS.tflite:  # refused from the config alone, before any weights are read
         tflite.check_tflite(run["model"], crop)
-    model, info = run_dir.load_model(FLAGS.checkpoint_path)
+    model, info = run_dir.load_model(checkpoint)
     module = ServingModule(model, info, scales, FLAGS.add_flipped_images)
-    print(f"exporting {FLAGS.checkpoint_path} (scales {list(scales)}"
+    print(f"exporting {checkpoint} (scales {list(scales)}"
           f"{', flipped' if FLAGS.add_flipped_images else ''}) ...", flush=True)
     print(f"wrote SavedModel {saved_model.export_saved_model(module, FLAGS.export_path)}",
           flush=True)

@@ -198,12 +198,24 @@ def _bad_runs(run, tmp):
                 "--max_number_of_evaluations=1"]
     return [
         (*evaluate, f"--checkpoint_dir={tmp / 'missing'}", ("does not exist",)),
+        ("deeplab_dpc.export", f"--checkpoint_path={run / 'run' / 'ckpt-999'}",
+         f"--export_path={tmp / 'y'}", ("ckpt-999 does not exist", f"has ckpt-{STEPS}")),
         (*evaluate, f"--checkpoint_dir={corrupt}", ("cannot restore checkpoint", f"ckpt-{STEPS}")),
         (*evaluate, f"--checkpoint_dir={run / 'run'}", f"--dataset_dir={mislabelled}",
          ("val split", "frame_7.png", "label 9")),
         ("deeplab_dpc.export", f"--checkpoint_path={xception}", f"--export_path={tmp / 'x'}",
          "--tflite", "--crop_size=97,193", ("mobilenet_v2", "xception_65")),
     ]
+
+
+def test_export_reads_the_references_checkpoint_name(run, tmp_path):
+    """The reference's export command line names a checkpoint model.ckpt-N."""
+    result = _ok(run_binary("deeplab_dpc.export",
+                            f"--checkpoint_path={run / 'run' / f'model.ckpt-{STEPS}'}",
+                            f"--export_path={tmp_path / 'exported'}", "--dry_run"))
+    assert f"read as {run / 'run' / f'ckpt-{STEPS}'}" in result.stderr
+    assert f"checkpoint_path = {run / 'run' / f'ckpt-{STEPS}'}" in result.stdout
+    assert not (tmp_path / "exported").exists()
 
 
 def test_bad_input_is_one_line_without_traceback(run, tmp_path):
