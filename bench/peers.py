@@ -1,4 +1,4 @@
-"""Side by side with peers, and what deployment costs; rows into BENCHMARKS.md.
+"""Side by side with peers, and what deployment costs; rows into bench/BENCHMARKS.md.
 
 Usage: python bench/peers.py [--sections backbone head model serving precision pipeline]
                              [--steps 20] [--quick]
@@ -8,7 +8,7 @@ the two sides of a comparison alternate step by step in one process, at the same
 output stride, dtype, input size and batch. Peers: keras.applications.MobileNetV2 (the
 same architecture up to its 320-channel layer) for our backbone; keras-hub's DeepLabV3
 (`pip install keras-hub`) for our ASPP head and, with our backbone inside it, for the
-whole model. Each section rewrites its table in BENCHMARKS.md, headed by the machine
+whole model. Each section rewrites its table in bench/BENCHMARKS.md, headed by the machine
 and the command. GPU rows are written only when run on a GPU.
 """
 import argparse
@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-BENCHMARKS = os.path.join(ROOT, "BENCHMARKS.md")
+BENCHMARKS = os.path.join(ROOT, "bench", "BENCHMARKS.md")
 SECTIONS = ("backbone", "head", "model", "serving", "precision", "pipeline")
 
 
@@ -147,10 +147,12 @@ def bench_model(args):
     try:
         from keras_hub.models import DeepLabV3Backbone, DeepLabV3ImageSegmenter
 
+        # keras-hub reads a level's stride from its key (P4: 16) and upsamples the head
+        # by 2**level / 4 to the image: our output-stride-16 features are P4.
         encoder = ours.backbone
         encoder.pyramid_outputs = {"P2": encoder.output["low_level"],
-                                   "P5": encoder.output["features"]}
-        backbone = DeepLabV3Backbone(encoder, "P5", 4, [6, 12, 18], low_level_feature_key="P2",
+                                   "P4": encoder.output["features"]}
+        backbone = DeepLabV3Backbone(encoder, "P4", 4, [6, 12, 18], low_level_feature_key="P2",
                                      image_shape=(*size, 3))
         peer = DeepLabV3ImageSegmenter(backbone, 21)
     except Exception as e:  # noqa: BLE001 (any failure is the finding)
@@ -158,6 +160,7 @@ def bench_model(args):
                          f"{type(e).__name__}: {str(e)[:150]}", "side": "-"}]
     x = tf.random.uniform((batch, *size, 3), 0, 255)
     labels = tf.random.uniform((batch, *size), 0, 21, tf.int32)
+    assert tuple(peer(x[:1]).shape[1:3]) == size, peer(x[:1]).shape  # logits at image size
 
     def upsampled_xent(out, y):
         logits = tf.image.resize(out, tf.shape(y)[1:3])
@@ -308,7 +311,7 @@ def main():
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and no BENCHMARKS.md: a check that it runs")
+                        help="tiny sizes and no bench/BENCHMARKS.md: a check that it runs")
     args = parser.parse_args()
     from deeplab_dpc.tf_import import import_tensorflow
 
