@@ -1,4 +1,4 @@
-"""Side by side with peers, and what deployment costs; rows into bench/BENCHMARKS.md.
+"""Side by side with peers, and what deployment costs; rows into BENCHMARKS.md.
 
 Usage: python bench/peers.py [--sections backbone head model serving precision pipeline]
                              [--steps 20] [--quick]
@@ -8,7 +8,7 @@ the two sides of a comparison alternate step by step in one process, at the same
 output stride, dtype, input size and batch. Peers: keras.applications.MobileNetV2 (the
 same architecture up to its 320-channel layer) for our backbone; keras-hub's DeepLabV3
 (`pip install keras-hub`) for our ASPP head and, with our backbone inside it, for the
-whole model. Each section rewrites its table in bench/BENCHMARKS.md, headed by the machine
+whole model. Each section rewrites its table in BENCHMARKS.md, headed by the machine
 and the command. GPU rows are written only when run on a GPU.
 """
 import argparse
@@ -24,7 +24,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-BENCHMARKS = os.path.join(ROOT, "bench", "BENCHMARKS.md")
+BENCHMARKS = os.path.join(ROOT, "BENCHMARKS.md")
 SECTIONS = ("backbone", "head", "model", "serving", "precision", "pipeline")
 
 
@@ -263,10 +263,16 @@ def bench_pipeline(args):
     model = DeepLab(8, backbone="mobilenet_v2", head="dpc", depth_multiplier=0.5)
     step = _train_step(model, lambda o: o)
     x = tf.random.uniform((batch, *crop, 3), 0, 255)
-    times = interleaved({"input pipeline (one batch)": lambda: next(ds)["image"].numpy(),
-                         "training step it feeds": lambda: step(x)}, args.steps)
     what = f"quickstart: crops {crop[0]}x{crop[1]} of 513x1025 at scale 0.5, batch {batch}"
-    return [row(what, k, v, batch) for k, v in times.items()]
+    # Alone, batches drawn back to back: what the pipeline can deliver.
+    alone = interleaved({"input pipeline alone (per batch)": lambda: next(ds)["image"].numpy()},
+                        args.steps)
+    # Interleaved: what a step consumes, and how long it then waits for the next batch
+    # (the pipeline prefetches while the step runs).
+    fed = interleaved({"training step": lambda: step(x),
+                       "wait for the next batch after a step": lambda: next(ds)["image"].numpy()},
+                      args.steps)
+    return [row(what, k, v, batch) for k, v in {**alone, **fed}.items()]
 
 
 def machine():
@@ -311,7 +317,7 @@ def main():
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and no bench/BENCHMARKS.md: a check that it runs")
+                        help="tiny sizes and no BENCHMARKS.md: a check that it runs")
     args = parser.parse_args()
     from deeplab_dpc.tf_import import import_tensorflow
 
