@@ -250,25 +250,31 @@ def _with_preset(flag_values, options):
     refused, naming both flags."""
     from deeplab_dpc import presets
 
-    name = flag_values.model_preset
-    preset = presets.get_preset(name).model
-    if "head_filters" in flag_values and flag_values["head_filters"].present and \
-            flag_values.head_filters != preset["head_filters"]:
-        raise InputError(f"--head_filters contradicts --model_preset={name}, which sets "
-                         f"head_filters = {preset['head_filters']}; drop one of them")
-    for flag, field in _RUN_FIELDS.items():
-        if not flag_values[flag].present or field not in preset:
-            continue
-        ours = options["cell"] if field == "cell" else options[field]
-        if flag == "head" and options["head"] == preset["head"]:
-            continue
-        if presets.normalized(field, ours) != presets.normalized(field, preset[field]):
-            shown = "its cell" if field == "cell" else json.dumps(
-                presets.normalized(field, preset[field]))
-            raise InputError(f"--{flag} contradicts --model_preset={name}, which sets "
-                             f"{field} = {shown}; drop one of them")
+    given = {flag: options[field] for flag, field in _RUN_FIELDS.items()
+             if flag_values[flag].present}
+    if "head_filters" in flag_values and flag_values["head_filters"].present:
+        given["head_filters"] = flag_values.head_filters
+    check_against_preset(flag_values, given)
+    preset = presets.get_preset(flag_values.model_preset).model
     return dict(options, **{k: v for k, v in preset.items()
                             if k not in ("num_classes", "head_filters")})
+
+
+def check_against_preset(flag_values, given):
+    """InputError naming the first flag of `given` ({flag: value, as a model
+    argument}) that contradicts --model_preset."""
+    from deeplab_dpc import presets
+
+    name = flag_values.model_preset
+    field_of = dict(_RUN_FIELDS, head_filters="head_filters")
+    field = presets.contradiction(name, {field_of[flag]: v for flag, v in given.items()})
+    if field is None:
+        return
+    flag = next(flag for flag in given if field_of[flag] == field)
+    value = presets.get_preset(name).model[field]
+    shown = "its cell" if field == "cell" else json.dumps(presets.normalized(field, value))
+    raise InputError(f"--{flag} contradicts --model_preset={name}, which sets "
+                     f"{field} = {shown}; drop one of them")
 
 
 def preset_num_classes(flag_values):
@@ -321,8 +327,6 @@ def check_model_flags(flag_values, run_model, run_path, options=None):
         if name in _ASPP_ONLY and run_model.get("head") == "dpc":
             if name in explicit:
                 note(f"--{name} ignored: {run_path} holds a DPC, whose cell it keeps")
-            continue
-        if name == "head" and ours["head"] == theirs:
             continue
         if ours[field] != theirs and not (field == "head" and flag_values.head is None):
             if field == "output_stride":
@@ -392,8 +396,10 @@ def reader_dry_run(binary, flag_values, checkpoint, config, settings, split=None
                         data=dataset_dir, notes=notes)
 
 
-def exists_note(path, flag):
-    return None if not path or os.path.exists(path) else f"--{flag} {path} does not exist yet"
+def missing_notes(**paths):
+    """Dry-run notes for the path flags (`flag=path`) whose path does not exist yet."""
+    return [f"--{flag} {path} does not exist yet" for flag, path in paths.items()
+            if path and not os.path.exists(path)]
 
 
 def resolved_num_classes(flag_values):

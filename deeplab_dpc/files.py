@@ -172,10 +172,11 @@ def checkpoints_note(path):
         return ""
     pattern = os.path.join(folder, f"{CHECKPOINT_NAME}-*.index")
     found = _gfile().glob(pattern) if _remote(folder) else glob.glob(pattern)
-    steps = sorted(int(s) for s in (p[:-len(".index")].rsplit("-", 1)[1] for p in found)
-                   if s.isdigit())
-    return f"; {folder} has " + ", ".join(f"{CHECKPOINT_NAME}-{s}" for s in steps) if steps \
-        else ""
+    suffixes = (p[:-len(".index")].rsplit("-", 1)[1] for p in found)
+    steps = sorted(int(s) for s in suffixes if s.isdigit())
+    if not steps:
+        return ""
+    return f"; {folder} has " + ", ".join(f"{CHECKPOINT_NAME}-{s}" for s in steps)
 
 
 def check_output_dir(path, param):

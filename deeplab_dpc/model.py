@@ -14,6 +14,7 @@ from deeplab_dpc.layers import Decoder
 from deeplab_dpc.layers.dpc import as_cell_spec
 from deeplab_dpc.layers.heads import HEAD_NAMES, build_head, build_logits
 from deeplab_dpc.spec import resolve_head
+
 _MODEL_KWARGS = {"name", "trainable", "dtype"}  # what keras.Model itself takes
 
 

@@ -7,14 +7,13 @@ because a preset that silently changes is worse than none.
 """
 import dataclasses
 import json
-import os
 
 from deeplab_dpc.errors import InputError
+from deeplab_dpc.spec import PUBLISHED_CELL_PATH, CellSpec
 
 ASPP_RATES = (6, 12, 18)
-with open(os.path.join(os.path.dirname(__file__), "cells",
-                       "dense_prediction_cell_branch5_top1_cityscapes.json")) as _f:
-    PUBLISHED_CELL = json.load(_f)
+with open(PUBLISHED_CELL_PATH) as _f:
+    PUBLISHED_CELL = json.load(_f)  # the reference JSON, as a cell file gives it
 # What a preset fixes: every argument that changes the network's weights or outputs.
 FIELDS = ("num_classes", "backbone", "head", "cell", "atrous_rates", "output_stride",
           "decoder_output_stride", "depth_multiplier", "divisible_by", "multi_grid",
@@ -78,25 +77,27 @@ def normalized(key, value):
     """`value` of model argument `key` in a comparable form (cells as reference JSON,
     sequences as lists)."""
     if key == "cell" and value is not None:
-        from deeplab_dpc.spec import CellSpec
-
         return (value if isinstance(value, CellSpec) else CellSpec.from_reference(value)) \
             .to_reference()
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def _same(key, a, b):
-    return normalized(key, a) == normalized(key, b)
+def contradiction(name, given):
+    """The first key of `given` (model arguments) whose value contradicts preset
+    `name`, or None."""
+    model = get_preset(name).model
+    return next((key for key, value in given.items()
+                 if key in model and normalized(key, value) != normalized(key, model[key])),
+                None)
 
 
 def apply_preset(name, given):
     """The preset's model arguments updated with `given` (explicit settings); one
     that contradicts the preset is an InputError naming it."""
     model = dict(get_preset(name).model)
-    for key, value in given.items():
-        if key in model and not _same(key, model[key], value):
-            raise InputError(f"{key}={value!r} contradicts model_preset {name} "
-                             f"({key}={model[key]!r}); drop one of them",
-                             param=(key, "model_preset"))
-        model[key] = value
-    return model
+    key = contradiction(name, given)
+    if key is not None:
+        raise InputError(f"{key}={given[key]!r} contradicts model_preset {name} "
+                         f"({key}={model[key]!r}); drop one of them",
+                         param=(key, "model_preset"))
+    return dict(model, **given)

@@ -36,11 +36,10 @@ def main(argv):
             raise InputError("--plots needs matplotlib: pip install -e '.[plots]' (or pass "
                              "--noplots)") from None
     if FLAGS.dry_run:
-        note = cli.exists_note(FLAGS.study, "study")
         return dry_run.show("deeplab_dpc.analyze", dict(
             study=FLAGS.study, output_dir=FLAGS.output_dir, schedule=FLAGS.schedule,
             bootstrap_samples=FLAGS.bootstrap_samples, seed=FLAGS.seed, plots=FLAGS.plots),
-            notes=[note] if note else [])
+            notes=cli.missing_notes(study=FLAGS.study))
     import_tensorflow()
     from deeplab_dpc.analyze import analysis
     from deeplab_dpc.search.study import Study

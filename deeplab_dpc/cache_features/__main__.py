@@ -49,7 +49,7 @@ def _default_scale(run_config, dataset):
     return 0.5 if dataset == "synthetic" else 1.0
 
 
-def _dry_run(request):
+def _dry_run(request, variant, depth_multiplier, output_stride):
     """The backbone that would be cached (built, not restored; no weights fetched)."""
     import dataclasses
 
@@ -59,7 +59,6 @@ def _dry_run(request):
     if FLAGS.checkpoint_dir:
         model = DeepLab.from_config(run_dir.read_deeplab_config(FLAGS.checkpoint_dir)["model"])
     else:
-        variant, depth_multiplier, output_stride = _bare_backbone()
         model = DeepLab(1, backbone=variant, depth_multiplier=depth_multiplier,
                         output_stride=output_stride, divisible_by=FLAGS.divisible_by)
     return dry_run.show(
@@ -78,15 +77,10 @@ def _bare_backbone():
         return FLAGS.model_variant, FLAGS.depth_multiplier, FLAGS.output_stride
     from deeplab_dpc import presets
 
+    cli.check_against_preset(FLAGS, {flag: FLAGS[flag].value for flag in (
+        "model_variant", "depth_multiplier", "output_stride") if FLAGS[flag].present})
     preset = presets.get_preset(FLAGS.model_preset).model
-    chosen = []
-    for flag, field in (("model_variant", "backbone"), ("depth_multiplier", "depth_multiplier"),
-                        ("output_stride", "output_stride")):
-        if FLAGS[flag].present and FLAGS[flag].value != preset[field]:
-            raise InputError(f"--{flag} contradicts --model_preset={FLAGS.model_preset}, "
-                             f"which sets {field} = {preset[field]}; drop one of them")
-        chosen.append(preset[field])
-    return tuple(chosen)
+    return preset["backbone"], preset["depth_multiplier"], preset["output_stride"]
 
 
 def main(argv):
@@ -108,7 +102,8 @@ def main(argv):
     request(1.0 if FLAGS.image_scale is None else FLAGS.image_scale)  # before TF loads
     import_tensorflow()
     if FLAGS.dry_run:
-        return _dry_run(request(FLAGS.image_scale or 1.0))
+        return _dry_run(request(FLAGS.image_scale or 1.0), variant, depth_multiplier,
+                        output_stride)
     from deeplab_dpc.cache_features import backbone
     from deeplab_dpc.cache_features.writer import write_cache
     from deeplab_dpc.eval.evaluator import resolve_dataset

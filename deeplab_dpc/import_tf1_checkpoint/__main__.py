@@ -12,6 +12,8 @@ is that cell, else ASPP. The output directory takes eval, vis, predict and expor
 like a training run, and `--tf_initial_checkpoint` of training. The report
 (`tf1_import.json` in it) lists what was used, left unused and left unset.
 """
+import os
+
 from absl import flags
 
 from deeplab_dpc import cli, files
@@ -39,8 +41,6 @@ def _dry_run(options):
     notes, classes = [], cli.resolved_num_classes(FLAGS)
     if classes is None and (FLAGS.dataset or FLAGS.dataset_dir):
         classes = datasets.get_dataset_info(FLAGS.dataset, FLAGS.dataset_dir).num_classes
-    import os
-
     if os.path.exists(FLAGS.tf1_checkpoint) or os.path.exists(FLAGS.tf1_checkpoint + ".index"):
         _, reader = converter.open_tf1_checkpoint(FLAGS.tf1_checkpoint)  # a TF2 one: refused
         classes = classes or converter.num_classes(reader)

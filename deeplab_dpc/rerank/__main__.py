@@ -43,10 +43,9 @@ def main(argv):
     if FLAGS.dry_run:
         import dataclasses
 
-        notes = [cli.exists_note(FLAGS.study, "study"),
-                 cli.exists_note(FLAGS.train_flagfile, "train_flagfile")]
         return dry_run.show("deeplab_dpc.rerank", dataclasses.asdict(config),
-                            notes=[n for n in notes if n])
+                            notes=cli.missing_notes(study=FLAGS.study,
+                                                    train_flagfile=FLAGS.train_flagfile))
     import_tensorflow()  # after the flag checks; its start-up log filtered
     from deeplab_dpc.rerank import driver
 

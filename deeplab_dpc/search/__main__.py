@@ -123,10 +123,9 @@ def main(argv):
         if FLAGS.report and FLAGS.export_top:
             raise InputError("--report and --export_top: give one")
         if FLAGS.dry_run:
-            note = cli.exists_note(FLAGS.study, "study")
             return dry_run.show("deeplab_dpc.search", dict(
                 study=FLAGS.study, report=FLAGS.report, export_top=FLAGS.export_top,
-                output_dir=FLAGS.output_dir), notes=[note] if note else [])
+                output_dir=FLAGS.output_dir), notes=cli.missing_notes(study=FLAGS.study))
         import_tensorflow()
         return _inspect()
     cli.require(FLAGS, "feature_cache_dir")
@@ -134,10 +133,9 @@ def main(argv):
     if FLAGS.dry_run:
         import dataclasses
 
-        notes = [cli.exists_note(FLAGS.study, "study"),
-                 cli.exists_note(FLAGS.feature_cache_dir, "feature_cache_dir")]
         return dry_run.show("deeplab_dpc.search", dict(
-            dataclasses.asdict(config), backend=FLAGS.backend), notes=[n for n in notes if n])
+            dataclasses.asdict(config), backend=FLAGS.backend), notes=cli.missing_notes(
+                study=FLAGS.study, feature_cache_dir=FLAGS.feature_cache_dir))
     import_tensorflow()
     if FLAGS.backend == "ray":
         from deeplab_dpc.search import ray_backend
