@@ -307,9 +307,9 @@ def write_section(name, rows, header):
     pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- end:{name} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
         text.rstrip("\n") + "\n\n" + block + "\n")
-    with open(BENCHMARKS + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(BENCHMARKS + ".tmp", BENCHMARKS)
+    from deeplab_dpc import files
+
+    files.write_atomically(BENCHMARKS, text)
 
 
 def main():
