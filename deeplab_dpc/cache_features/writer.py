@@ -142,7 +142,7 @@ def write_cache(extractor, request, settings, dataset_dir, info, progress=True, 
         except InputError:
             advice = ("; cache only the ones it has (splits=train) or hold out a minival "
                       "(holdout_from_train=N)" if split == "minival" else "")
-            raise InputError(f"dataset_dir {dataset_dir} has no {split!r} split (no "
+            raise InputError(f"splits: dataset_dir {dataset_dir} has no {split!r} split (no "
                              f"{split}-* files){advice}",
                              param=("dataset_dir", "splits", "holdout_from_train")) from None
         try:

@@ -226,6 +226,11 @@ def test_holdout_is_refused_when_the_dataset_has_a_minival_split(world, tmp_path
     with pytest.raises(InputError, match="leaves no training image of the 7"):
         _write(world, tmp_path / "c", data=world["train_only"], holdout_from_train=7)
     assert not os.path.exists(tmp_path / "c")
+    # A split the dataset lacks: the message names the splits asked for (--splits).
+    with pytest.raises(InputError, match=r"^splits: dataset_dir .* has no 'bogus' split") as e:
+        _write(world, tmp_path / "c", splits=("train", "bogus"))
+    assert "--splits: --dataset_dir" in e.value.as_flags()
+    assert not os.path.exists(tmp_path / "c")
 
 
 def test_holdout_seed_decides_the_held_out_images():
